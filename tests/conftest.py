@@ -73,3 +73,12 @@ def db(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to a fresh installed database."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def service_db(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection acting as ``service_role`` (what apps and workers use),
+    so tests prove the grants, not only the logic."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET ROLE service_role")
+        yield conn
