@@ -21,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from notify_sql.errors import MigrationError
 from notify_sql.sources import (
@@ -207,25 +207,24 @@ def check_sql(schema: str, functions: Sequence[FunctionFile]) -> str:
         f"  WHERE n.nspname = {_literal(schema)} AND p.proname = ANY ({names})\n"
         "    AND (NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%')\n"
         "         OR has_function_privilege('anon', p.oid, 'EXECUTE')\n"
-        "         OR EXISTS (SELECT FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a\n"
-        "                    WHERE a.grantee = 0));\n"
+        "         OR has_function_privilege('public', p.oid, 'EXECUTE'));\n"
         "  IF offender IS NOT NULL THEN\n"
-        "    RAISE EXCEPTION 'functions without a pinned search_path or executable by PUBLIC/anon: %',"
+        "    RAISE EXCEPTION 'without a pinned search_path, or executable by PUBLIC or anon: %',"
         " offender;\n"
         "  END IF;\nEND\n$check$;\n"
     )
 
 
-def render(schema: str) -> str:
+def render(schema: str, root: Path | None = None) -> str:
     """One script installing the current version from scratch."""
     schema = validate_schema(schema)
-    functions = load_functions()
+    functions = load_functions(root)
     parts = [
         f"-- notify-sql install script for schema {schema}\n"
         "-- Apply with: psql -v ON_ERROR_STOP=1 -f <this file>\n",
         "BEGIN;\n",
         setup_sql(schema),
-        *(migration_sql(schema, m) for m in load_migrations()),
+        *(migration_sql(schema, m) for m in load_migrations(root)),
         *(_function_step(schema, f).sql for f in functions),
         check_sql(schema, functions),
         "COMMIT;\n",
@@ -286,10 +285,10 @@ def _exists(cur: psycopg.Cursor[Any], schema: str, table: str) -> bool:
     return bool(row and row[0])
 
 
-def read_state(cur: psycopg.Cursor[Any], schema: str) -> State:
+def read_state(cur: psycopg.Cursor[Any], schema: str, root: Path | None = None) -> State:
     """Compares the database with the files. Runs inside the caller's transaction."""
-    migrations = load_migrations()
-    functions = load_functions()
+    migrations = load_migrations(root)
+    functions = load_functions(root)
     state = State()
 
     applied: dict[str, str] = {}
@@ -374,8 +373,8 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
-def plan_steps(state: State, schema: str) -> list[Step]:
-    functions = {f.name: f for f in load_functions()}
+def plan_steps(state: State, schema: str, root: Path | None = None) -> list[Step]:
+    functions = {f.name: f for f in load_functions(root)}
     stale = [d.name for d in state.changed] + state.missing
     steps = [Step("migration", f"{m.version}_{m.name}", migration_sql(schema, m))
              for m in state.pending]  # fmt: skip
@@ -384,7 +383,9 @@ def plan_steps(state: State, schema: str) -> list[Step]:
     return steps
 
 
-def migrate(dsn: str, schema: str = "notify", dry_run: bool = False) -> list[Step]:
+def migrate(
+    dsn: str, schema: str = "notify", dry_run: bool = False, root: Path | None = None
+) -> list[Step]:
     """Applies what is pending; returns the steps (empty when nothing was to do).
 
     With ``dry_run`` the steps are executed and then rolled back, so the SQL shown is
@@ -395,13 +396,13 @@ def migrate(dsn: str, schema: str = "notify", dry_run: bool = False) -> list[Ste
         stage = "setup"
         try:
             cur.execute(setup_sql(schema))
-            steps = plan_steps(read_state(cur, schema), schema)
+            steps = plan_steps(read_state(cur, schema, root), schema, root)
             for step in steps:
                 stage = f"{step.kind} {step.name}"
                 cur.execute(step.sql)
             stage = "final checks"
             if steps:
-                cur.execute(check_sql(schema, load_functions()))
+                cur.execute(check_sql(schema, load_functions(root)))
         except psycopg.Error as error:
             raise MigrationError(f"{stage} failed: {_one_line(error)}") from error
         if not dry_run:
@@ -409,11 +410,11 @@ def migrate(dsn: str, schema: str = "notify", dry_run: bool = False) -> list[Ste
     return steps
 
 
-def inspect(dsn: str, schema: str = "notify") -> State:
+def inspect(dsn: str, schema: str = "notify", root: Path | None = None) -> State:
     """Reads the state without changing anything (the scratch work is rolled back)."""
     schema = validate_schema(schema)
     with _transaction(dsn) as cur:
         try:
-            return read_state(cur, schema)
+            return read_state(cur, schema, root)
         except psycopg.Error as error:
             raise MigrationError(f"cannot read the database: {_one_line(error)}") from error

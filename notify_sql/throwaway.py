@@ -21,7 +21,7 @@ import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
 
@@ -62,7 +62,9 @@ def find_bindir() -> Path:
         return Path(configured)
     candidates: list[Path] = []
     if shutil.which("pg_config"):
-        result = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        result = subprocess.run(
+            ["pg_config", "--bindir"], check=False, capture_output=True, text=True
+        )
         if result.returncode == 0:
             candidates.append(Path(result.stdout.strip()))
     pg_ctl = shutil.which("pg_ctl")
@@ -82,10 +84,7 @@ def find_bindir() -> Path:
 
 def _world_readable(path: Path) -> bool:
     """Whether an unprivileged user can reach ``path`` (every parent searchable)."""
-    for part in [path, *path.parents]:
-        if not part.stat().st_mode & stat.S_IXOTH:
-            return False
-    return True
+    return all(part.stat().st_mode & stat.S_IXOTH for part in [path, *path.parents])
 
 
 def _reachable_bindir(bindir: Path) -> Path:
@@ -100,10 +99,8 @@ def _reachable_bindir(bindir: Path) -> Path:
         staging = Path(tempfile.mkdtemp(prefix="notify-sql-pginstall-"))
         shutil.copytree(install, staging / "tree", symlinks=True)
         os.chmod(staging, 0o755)
-        try:
+        with suppress(OSError):  # another process made the copy first
             os.replace(staging / "tree", copy)
-        except OSError:
-            pass  # another process copied it first
         shutil.rmtree(staging, ignore_errors=True)
     return copy / "bin"
 
@@ -140,6 +137,7 @@ class ThrowawayPostgres:
     def _run(self, *args: str) -> None:
         result = subprocess.run(
             [str(self.bindir / args[0]), *args[1:]],
+            check=False,
             preexec_fn=self._demote,
             capture_output=True,
             text=True,
@@ -176,10 +174,8 @@ class ThrowawayPostgres:
             self._run("pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.datadir))
 
     def destroy(self) -> None:
-        try:
+        with suppress(ServerError):
             self.stop("immediate")
-        except ServerError:
-            pass
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def dsn(self, dbname: str = "postgres") -> str:

@@ -1,0 +1,3 @@
+from notify_sql.cli import main
+
+main()

@@ -1,0 +1,156 @@
+"""The ``notify-sql`` command line: migrate, status, verify, render, demo.
+
+Every failure the user can cause (bad DSN, unreachable database, bad schema name,
+failed migration) ends as one line on stderr and exit code 2; ``verify`` keeps exit
+code 1 for drift. Set ``NOTIFY_SQL_DEBUG=1`` to see tracebacks of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from notify_sql import __version__
+from notify_sql.demo import run_demo
+from notify_sql.errors import NotifySqlError
+from notify_sql.migrator import inspect, migrate, render
+from notify_sql.sources import validate_schema
+
+EXIT_DRIFT = 1
+EXIT_ERROR = 2
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+class UsageProblem(NotifySqlError):
+    """The command line itself is wrong (missing DSN, bad schema name)."""
+
+
+def _dsn(value: str | None) -> str:
+    if not value:
+        raise UsageProblem("no database given: pass --dsn or set DATABASE_URL")
+    try:
+        params = conninfo_to_dict(value)
+    except psycopg.ProgrammingError as error:
+        raise UsageProblem(f"invalid DSN: {' '.join(str(error).split())}") from error
+    params.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+    return make_conninfo("", **params)
+
+
+def _schema(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return validate_schema(value)
+    except NotifySqlError as error:
+        raise click.BadParameter(str(error)) from error
+
+
+def _database_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option(
+        "--schema", default="notify", show_default=True, callback=_schema,
+        help="Schema holding the install.",
+    )(function)  # fmt: skip
+    return click.option(
+        "--dsn", envvar="DATABASE_URL", help="libpq connection string or URL [env: DATABASE_URL]"
+    )(function)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="notify-sql")
+def cli() -> None:
+    """PostgreSQL-native notifications: queue, deliveries, callbacks, analytics."""
+
+
+@cli.command(name="migrate")
+@_database_options
+@click.option("--dry-run", is_flag=True, help="Print the SQL it would run; change nothing.")
+def migrate_command(dsn: str | None, schema: str, dry_run: bool) -> None:
+    """Apply pending migrations and every changed function, in one transaction."""
+    steps = migrate(_dsn(dsn), schema, dry_run=dry_run)
+    if not steps:
+        click.echo(f"nothing to do: schema {schema} is up to date")
+        return
+    if dry_run:
+        click.echo(f"-- dry run for schema {schema}: {len(steps)} steps, nothing was changed")
+        for step in steps:
+            click.echo(step.sql)
+        return
+    for step in steps:
+        click.echo(f"{'dropped' if step.kind == 'drop' else 'applied'} {step.kind} {step.name}")
+
+
+@cli.command()
+@_database_options
+def status(dsn: str | None, schema: str) -> None:
+    """Show applied / pending migrations and the state of every function."""
+    state = inspect(_dsn(dsn), schema)
+    click.echo(f"migrations: {len(state.applied)} applied, {len(state.pending)} pending")
+    for migration in state.pending:
+        click.echo(f"  pending    {migration.version}_{migration.name}")
+    click.echo(
+        f"functions: {len(state.up_to_date)} up to date, {len(state.changed)} changed, "
+        f"{len(state.missing)} missing, {len(state.unexpected)} unexpected"
+    )
+    for drift in state.changed:
+        click.echo(f"  changed    {drift.name}: {'; '.join(drift.problems)}")
+    for name in state.missing:
+        click.echo(f"  missing    {name}")
+    for name in state.unexpected:
+        click.echo(f"  unexpected {name}")
+
+
+@cli.command()
+@_database_options
+def verify(dsn: str | None, schema: str) -> None:
+    """Exit 0 only if the database matches the files exactly; else list each drift."""
+    state = inspect(_dsn(dsn), schema)
+    drift = state.drift
+    for line in drift:
+        click.echo(line)
+    if drift:
+        sys.exit(EXIT_DRIFT)
+    click.echo(
+        f"schema {schema} matches the files: {len(state.applied)} migrations, "
+        f"{len(state.up_to_date)} functions"
+    )
+
+
+@cli.command(name="render")
+@click.option("--schema", default="notify", show_default=True, callback=_schema)
+def render_command(schema: str) -> None:
+    """Print one SQL script that installs the current version from scratch."""
+    click.echo(render(schema), nl=False)
+
+
+@cli.command()
+@click.option("--dsn", envvar="DATABASE_URL", help="Use this database, not a throwaway one.")
+@click.option("--schema", default="notify", show_default=True, callback=_schema)
+def demo(dsn: str | None, schema: str) -> None:
+    """Run a short end-to-end scenario and print what happened."""
+    run_demo(_dsn(dsn) if dsn else None, schema, click.echo)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as error:
+        _fail(error.format_message())
+    except (NotifySqlError, psycopg.Error, OSError) as error:
+        _fail(str(error))
+    except click.exceptions.Abort:
+        _fail("aborted")
+    except Exception as error:  # the promise is: never a traceback
+        if os.environ.get("NOTIFY_SQL_DEBUG"):
+            raise
+        _fail(f"unexpected {type(error).__name__}: {error} (NOTIFY_SQL_DEBUG=1 shows more)")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"notify-sql: error: {' '.join(message.split())}", err=True)
+    sys.exit(EXIT_ERROR)
