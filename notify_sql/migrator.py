@@ -36,6 +36,9 @@ from notify_sql.sources import (
 )
 
 ROLES = ("service_role", "authenticated", "anon")
+# Owns every object of every install (NOLOGIN): objects never belong to whoever happened
+# to run the deploy, and SECURITY DEFINER functions run with no more than this role.
+OWNER_ROLE = "notify_sql_owner"
 # Arbitrary constant: one lock per database serialises every notify-sql install in it
 # (role creation is database-cluster wide, so installs into two schemas must queue too).
 ADVISORY_LOCK_KEY = 4_715_902_336_187_005
@@ -86,12 +89,31 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def setup_sql(schema: str) -> str:
+def prelude_sql(schema: str) -> str:
+    """Lock, roles and schema; runs as the connecting user, before anything is read."""
     role_checks = "\n".join(
         f"  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN\n"
         f"    CREATE ROLE {role} NOLOGIN;\n  END IF;"
-        for role in ROLES
+        for role in (*ROLES, OWNER_ROLE)
     )
+    return (
+        f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY});\n"
+        f"DO $roles$\nBEGIN\n{role_checks}\nEND\n$roles$;\n"
+        f"GRANT {OWNER_ROLE} TO CURRENT_USER;\n"
+        f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {OWNER_ROLE};\n"
+        + (
+            # Supabase's public schema belongs to the platform: only add what we need.
+            f"GRANT USAGE, CREATE ON SCHEMA public TO {OWNER_ROLE};\n"
+            if schema == "public"
+            else f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC, anon;\n"
+        )
+        + f"GRANT USAGE ON SCHEMA {schema} TO service_role, authenticated;\n"
+    )
+
+
+def owner_sql(schema: str) -> str:
+    """From here on the run acts as the owner role, so it owns everything it creates,
+    and new functions of that role are never executable by PUBLIC by default."""
     tables = []
     for table, columns in (
         (MIGRATIONS_TABLE, "version text PRIMARY KEY, name text NOT NULL"),
@@ -105,9 +127,9 @@ def setup_sql(schema: str) -> str:
             f"REVOKE ALL ON {schema}.{table} FROM PUBLIC, {', '.join(ROLES)};\n"
         )
     return (
-        f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY});\n"
-        f"DO $roles$\nBEGIN\n{role_checks}\nEND\n$roles$;\n"
-        f"CREATE SCHEMA IF NOT EXISTS {schema};\n" + "".join(tables)
+        f"SET LOCAL ROLE {OWNER_ROLE};\n"
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;\n"
+        + "".join(tables)
     )
 
 
@@ -223,7 +245,8 @@ def render(schema: str, root: Path | None = None) -> str:
         f"-- notify-sql install script for schema {schema}\n"
         "-- Apply with: psql -v ON_ERROR_STOP=1 -f <this file>\n",
         "BEGIN;\n",
-        setup_sql(schema),
+        prelude_sql(schema),
+        owner_sql(schema),
         *(migration_sql(schema, m) for m in load_migrations(root)),
         *(_function_step(schema, f).sql for f in functions),
         check_sql(schema, functions),
@@ -395,8 +418,10 @@ def migrate(
     with _transaction(dsn) as cur:
         stage = "setup"
         try:
-            cur.execute(setup_sql(schema))
-            steps = plan_steps(read_state(cur, schema, root), schema, root)
+            cur.execute(prelude_sql(schema))
+            state = read_state(cur, schema, root)
+            cur.execute(owner_sql(schema))
+            steps = plan_steps(state, schema, root)
             for step in steps:
                 stage = f"{step.kind} {step.name}"
                 cur.execute(step.sql)
