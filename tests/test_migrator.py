@@ -127,12 +127,16 @@ def test_four_concurrent_migrate_processes_do_the_work_once(empty_dsn: str) -> N
     workers_that_applied = [out for _, out, _ in results if "applied" in out]
     assert len(workers_that_applied) == 1
     assert sum(out.count("nothing to do") for _, out, _ in results) == 3
-    recorded = fetch(empty_dsn, "SELECT count(*), count(DISTINCT version) FROM notify.notify_sql_migrations")
+    recorded = fetch(
+        empty_dsn, "SELECT count(*), count(DISTINCT version) FROM notify.notify_sql_migrations"
+    )
     assert recorded == [(len(load_migrations()), len(load_migrations()))]
     assert inspect(empty_dsn).drift == []
 
 
-def test_a_failing_migration_leaves_no_trace(tmp_path: Path, pg_server: ThrowawayPostgres, empty_dsn: str) -> None:
+def test_a_failing_migration_leaves_no_trace(
+    tmp_path: Path, pg_server: ThrowawayPostgres, empty_dsn: str
+) -> None:
     roles_before = fetch(empty_dsn, "SELECT rolname FROM pg_roles ORDER BY 1")
     root = write_tree(
         tmp_path,
@@ -149,7 +153,9 @@ def test_a_failing_migration_leaves_no_trace(tmp_path: Path, pg_server: Throwawa
 
 
 def test_an_edited_applied_migration_is_refused(tmp_path: Path, empty_dsn: str) -> None:
-    root = write_tree(tmp_path, {"0001_tables": "CREATE TABLE things (id int);"}, {"add_one": add_one()})
+    root = write_tree(
+        tmp_path, {"0001_tables": "CREATE TABLE things (id int);"}, {"add_one": add_one()}
+    )
     migrate(empty_dsn, "edited", root=root)
     (root / "migrations" / "0001_tables.sql").write_text("CREATE TABLE things (id bigint);")
     with pytest.raises(MigrationError, match="0001_tables was edited after it was applied"):
@@ -158,7 +164,9 @@ def test_an_edited_applied_migration_is_refused(tmp_path: Path, empty_dsn: str) 
         inspect(empty_dsn, "edited", root=root)
 
 
-def test_a_changed_return_type_replaces_the_function_with_grants_intact(tmp_path: Path, empty_dsn: str) -> None:
+def test_a_changed_return_type_replaces_the_function_with_grants_intact(
+    tmp_path: Path, empty_dsn: str
+) -> None:
     root = write_tree(tmp_path, {}, {"add_one": add_one()})
     migrate(empty_dsn, "rt", root=root)
     acl_before = acl_of(empty_dsn, "add_one")
@@ -172,11 +180,15 @@ def test_a_changed_return_type_replaces_the_function_with_grants_intact(tmp_path
     assert inspect(empty_dsn, "rt", root=root).drift == []
 
 
-def test_a_hand_made_overload_is_drift_and_the_next_migrate_drops_it(tmp_path: Path, empty_dsn: str) -> None:
+def test_a_hand_made_overload_is_drift_and_the_next_migrate_drops_it(
+    tmp_path: Path, empty_dsn: str
+) -> None:
     root = write_tree(tmp_path, {}, {"add_one": add_one()})
     migrate(empty_dsn, "ov", root=root)
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        conn.execute("CREATE FUNCTION ov.add_one(p_x text) RETURNS text LANGUAGE sql AS $$ SELECT p_x $$")
+        conn.execute(
+            "CREATE FUNCTION ov.add_one(p_x text) RETURNS text LANGUAGE sql AS $$ SELECT p_x $$"
+        )
     drift = inspect(empty_dsn, "ov", root=root).drift
     assert any("2 overloads" in line for line in drift), drift
     assert [s.name for s in migrate(empty_dsn, "ov", root=root)] == ["add_one"]
@@ -220,7 +232,9 @@ def test_grants_added_by_default_privileges_are_removed(empty_dsn: str) -> None:
 
 
 def test_a_function_removed_from_the_files_is_dropped(tmp_path: Path, empty_dsn: str) -> None:
-    root = write_tree(tmp_path, {}, {"add_one": add_one(), "add_two": add_one().replace("add_one", "add_two")})
+    root = write_tree(
+        tmp_path, {}, {"add_one": add_one(), "add_two": add_one().replace("add_one", "add_two")}
+    )
     migrate(empty_dsn, "rm", root=root)
     (root / "functions" / "add_two.sql").unlink()
     assert inspect(empty_dsn, "rm", root=root).unexpected == ["add_two"]
@@ -252,7 +266,16 @@ def test_render_applied_with_psql_gives_the_same_catalog_as_migrate(
     script = tmp_path / "install.sql"
     script.write_text(render("notify"))
     result = subprocess.run(
-        [str(pg_server.bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script), rendered_dsn],
+        [
+            str(pg_server.bindir / "psql"),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-f",
+            str(script),
+            rendered_dsn,
+        ],
         capture_output=True,
         text=True,
         check=False,
