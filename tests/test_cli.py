@@ -76,7 +76,8 @@ def test_status_and_verify_report_drift_then_clean(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         victim = inspect(dsn).up_to_date[0]
         conn.execute(
-            f"CREATE FUNCTION notify.{victim}(p_extra bytea) RETURNS int LANGUAGE sql AS $$ SELECT 1 $$"
+            f"CREATE FUNCTION notify.{victim}(p_extra bytea) RETURNS int "
+            "LANGUAGE sql AS $$ SELECT 1 $$"
         )
     drift = run("verify", "--dsn", dsn)
     assert drift.returncode == 1

@@ -146,7 +146,7 @@ def test_a_failing_migration_leaves_no_trace(
         },
         {"add_one": add_one()},
     )
-    with pytest.raises(MigrationError, match="0002_broken.*division by zero"):
+    with pytest.raises(MigrationError, match=r"0002_broken.*division by zero"):
         migrate(empty_dsn, "fresh", root=root)
     assert fetch(empty_dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'fresh'") == [(0,)]
     assert fetch(empty_dsn, "SELECT rolname FROM pg_roles ORDER BY 1") == roles_before
