@@ -42,6 +42,9 @@ OWNER_ROLE = "notify_sql_owner"
 # Arbitrary constant: one lock per database serialises every notify-sql install in it
 # (role creation is database-cluster wide, so installs into two schemas must queue too).
 ADVISORY_LOCK_KEY = 4_715_902_336_187_005
+# Set once the advisory lock is held: a migration that needs a table lock held by a long
+# transaction fails fast (and can be retried) instead of queueing every worker behind it.
+LOCK_TIMEOUT = "5s"
 MIGRATIONS_TABLE = "notify_sql_migrations"
 FUNCTIONS_TABLE = "notify_sql_functions"
 SCRATCH_SCHEMA = "notify_sql_scratch"
@@ -98,6 +101,7 @@ def prelude_sql(schema: str) -> str:
     )
     return (
         f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY});\n"
+        f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';\n"
         f"DO $roles$\nBEGIN\n{role_checks}\nEND\n$roles$;\n"
         f"GRANT {OWNER_ROLE} TO CURRENT_USER;\n"
         f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {OWNER_ROLE};\n"
