@@ -1,0 +1,113 @@
+-- add_queue_jobs: enqueues many jobs in one statement, deduplicated like add_queue_job.
+--
+-- p_jobs is a JSON array (at most 1000) of objects with the keys job_type (required),
+-- metadata (object, default {}), user_id, priority (default 10), scheduled_for (default
+-- now), dedup_key, max_attempts (default 3). Returns one id per element, in input order.
+-- All elements are validated before anything is written (22023 names the element).
+--
+-- Dedup: one set-based INSERT ... ON CONFLICT DO NOTHING over the partial unique index
+-- (the first element with a key wins within the batch; ON CONFLICT waits for concurrent
+-- inserters of the same key). The ids were generated beforehand, so an element whose
+-- id is absent afterwards yielded to a conflict and resolves to the live job holding
+-- its key. An element whose live job vanished in between (finished, or its inserter
+-- aborted) is inserted again on the next pass; each pass resolves at least the keys
+-- that conflicted with a committed live job, so the loop ends.
+CREATE FUNCTION @schema@.add_queue_jobs(p_jobs jsonb)
+RETURNS uuid[]
+LANGUAGE plpgsql
+SECURITY INVOKER
+SET search_path = @schema@, pg_temp
+AS $$
+DECLARE
+  v_jobs queue_job_input[];
+  v_ids uuid[];
+  v_new_ids uuid[];
+  v_bad record;
+  v_allowed_keys constant text[] := ARRAY['user_id', 'job_type', 'metadata', 'priority',
+                                          'scheduled_for', 'dedup_key', 'max_attempts'];
+BEGIN
+  IF p_jobs IS NULL OR jsonb_typeof(p_jobs) <> 'array' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_jobs: must be a JSON array of job objects';
+  END IF;
+  PERFORM queue_check_batch_size('p_jobs', jsonb_array_length(p_jobs));
+
+  SELECT e.ord, CASE
+           WHEN jsonb_typeof(e.job) <> 'object' THEN 'is not an object'
+           WHEN NOT (SELECT array_agg(k) <@ v_allowed_keys FROM jsonb_object_keys(e.job) k)
+             THEN 'has unknown keys (allowed: ' || array_to_string(v_allowed_keys, ', ') || ')'
+           WHEN jsonb_typeof(e.job -> 'job_type') IS DISTINCT FROM 'string' OR e.job ->> 'job_type' = ''
+             THEN 'job_type must be a non-empty string'
+           WHEN jsonb_typeof(coalesce(e.job -> 'metadata', '{}')) <> 'object' THEN 'metadata must be an object'
+           WHEN jsonb_typeof(e.job -> 'dedup_key') = 'string' AND e.job ->> 'dedup_key' = ''
+             THEN 'dedup_key must be NULL or non-empty'
+         END AS problem
+  INTO v_bad
+  FROM jsonb_array_elements(p_jobs) WITH ORDINALITY AS e(job, ord)
+  WHERE jsonb_typeof(e.job) <> 'object'
+     OR NOT (SELECT array_agg(k) <@ v_allowed_keys FROM jsonb_object_keys(e.job) k)
+     OR jsonb_typeof(e.job -> 'job_type') IS DISTINCT FROM 'string' OR e.job ->> 'job_type' = ''
+     OR jsonb_typeof(coalesce(e.job -> 'metadata', '{}')) <> 'object'
+     OR (jsonb_typeof(e.job -> 'dedup_key') = 'string' AND e.job ->> 'dedup_key' = '')
+  ORDER BY e.ord
+  LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('p_jobs: element %s %s', v_bad.ord, v_bad.problem);
+  END IF;
+
+  BEGIN
+    v_jobs := ARRAY(
+      SELECT ROW(j.user_id, j.job_type, coalesce(j.metadata, '{}'), coalesce(j.priority, 10),
+                 coalesce(j.scheduled_for, now()), j.dedup_key, coalesce(j.max_attempts, 3))::queue_job_input
+      FROM jsonb_populate_recordset(NULL::queue_job_input, p_jobs) WITH ORDINALITY AS j
+      ORDER BY j.ordinality);
+  EXCEPTION WHEN data_exception THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_jobs: ' || SQLERRM;
+  END;
+  SELECT ord INTO v_bad FROM unnest(v_jobs) WITH ORDINALITY AS j(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, ord)
+  WHERE j.max_attempts < 1 OR NOT isfinite(j.scheduled_for) LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('p_jobs: element %s needs max_attempts >= 1 and a finite scheduled_for', v_bad.ord);
+  END IF;
+
+  v_ids := array_fill(NULL::uuid, ARRAY[cardinality(v_jobs)]);
+  LOOP
+    -- Candidate ids for the unresolved elements (same time-ordered layout as the
+    -- column default), so the rows inserted can be told from those that yielded.
+    v_new_ids := ARRAY(
+      SELECT CASE WHEN v_ids[o] IS NULL THEN
+               overlay(overlay(replace(gen_random_uuid()::text, '-', '')
+                 PLACING lpad(to_hex(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
+                 FROM 1 FOR 12) PLACING '7' FROM 13 FOR 1)::uuid
+             END
+      FROM generate_series(1, cardinality(v_jobs)) AS o);
+
+    INSERT INTO queue_jobs (id, user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts)
+    SELECT v_new_ids[j.ord], j.user_id, j.job_type, j.metadata, j.priority, j.scheduled_for, j.dedup_key, j.max_attempts
+    FROM unnest(v_jobs) WITH ORDINALITY AS j(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, ord)
+    WHERE v_ids[j.ord] IS NULL
+    ORDER BY j.ord
+    ON CONFLICT (dedup_key) WHERE status IN ('pending', 'processing') AND dedup_key IS NOT NULL
+    DO NOTHING;
+
+    -- An element yielded to a conflict when its candidate id is absent: it resolves to
+    -- the live job holding its key (visible now: ON CONFLICT waited for its inserter).
+    SELECT array_agg(coalesce(v_ids[o.ord], mine.id, live.id) ORDER BY o.ord)
+    INTO v_ids
+    FROM unnest(v_jobs) WITH ORDINALITY AS o(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, ord)
+    LEFT JOIN queue_jobs mine ON mine.id = v_new_ids[o.ord]
+    LEFT JOIN queue_jobs live
+      ON mine.id IS NULL AND v_ids[o.ord] IS NULL
+     AND live.dedup_key = o.dedup_key AND live.status IN ('pending', 'processing');
+    EXIT WHEN array_position(v_ids, NULL) IS NULL;
+  END LOOP;
+
+  PERFORM queue_wake_workers(ARRAY(SELECT DISTINCT j.job_type FROM unnest(v_jobs) AS j WHERE j.scheduled_for <= now()));
+  RETURN v_ids;
+END;
+$$;
+
+COMMENT ON FUNCTION @schema@.add_queue_jobs(jsonb) IS
+  'Enqueues up to 1000 jobs given as a JSON array of objects; returns their ids in input order, a deduplicated element getting the id of the live job holding its key. 22023 naming the element on bad input; nothing is written then.';
+
+GRANT EXECUTE ON FUNCTION @schema@.add_queue_jobs(jsonb) TO service_role;
