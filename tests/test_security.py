@@ -1,0 +1,173 @@
+"""Least privilege, pinned search_path, ownership, and the static-analysis gates."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from notify_sql.migrator import OWNER_ROLE
+from notify_sql.sources import load_migrations, sql_root
+
+ROOT = Path(__file__).resolve().parent.parent
+ROLES = ("public", "anon", "authenticated", "service_role")
+# Gates that need extra packages skip where those are missing, except in CI, which sets
+# NOTIFY_SQL_REQUIRE_GATES=1 so a missing tool fails the build instead of hiding.
+REQUIRE_GATES = os.environ.get("NOTIFY_SQL_REQUIRE_GATES") == "1"
+
+# Functions that run as their owner, and why each must. Everything else is INVOKER.
+SECURITY_DEFINER: dict[str, str] = {}
+
+
+def _functions(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    return db.execute(
+        "SELECT p.proname, p.oid::regprocedure::text, p.prosecdef, p.proconfig, "
+        "       pg_get_userbyid(p.proowner), l.lanname "
+        "FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang "
+        "WHERE p.pronamespace = 'notify'::regnamespace ORDER BY 1"
+    ).fetchall()
+
+
+def _skip_or_fail(reason: str) -> None:
+    if REQUIRE_GATES:
+        pytest.fail(f"{reason} (required in CI)")
+    pytest.skip(reason)
+
+
+def test_every_function_pins_search_path_with_pg_temp_last(db: psycopg.Connection[Any]) -> None:
+    offenders = []
+    for _, signature, _, config, _, _ in _functions(db):
+        paths = [c.split("=", 1)[1] for c in config or [] if c.startswith("search_path=")]
+        if not paths or not (paths[0] == '""' or paths[0].replace(" ", "").endswith(",pg_temp")):
+            offenders.append((signature, paths))
+    assert offenders == []
+
+
+def test_security_definer_only_where_declared(db: psycopg.Connection[Any]) -> None:
+    definers = {name for name, _, definer, *_ in _functions(db) if definer}
+    assert definers == set(SECURITY_DEFINER)
+
+
+def test_every_object_belongs_to_the_owner_role(db: psycopg.Connection[Any]) -> None:
+    owners = db.execute(
+        "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class "
+        "WHERE relnamespace = 'notify'::regnamespace "
+        "UNION SELECT DISTINCT pg_get_userbyid(proowner) FROM pg_proc "
+        "WHERE pronamespace = 'notify'::regnamespace "
+        "UNION SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'notify'"
+    ).fetchall()
+    assert owners == [(OWNER_ROLE,)]
+
+
+def test_only_the_owner_may_create_in_the_schema(db: psycopg.Connection[Any]) -> None:
+    rows = db.execute(
+        "SELECT r, has_schema_privilege(r, 'notify', 'CREATE'), "
+        "       has_schema_privilege(r, 'notify', 'USAGE') "
+        "FROM unnest(%s::text[]) r ORDER BY r",
+        (list(ROLES),),
+    ).fetchall()
+    assert rows == [
+        ("anon", False, False),
+        ("authenticated", False, True),
+        ("public", False, False),
+        ("service_role", False, True),
+    ]
+
+
+def test_new_functions_of_the_owner_are_not_executable_by_public(
+    db: psycopg.Connection[Any],
+) -> None:
+    """Default privileges, so even a function created outside the runner starts closed."""
+    db.execute(f"SET ROLE {OWNER_ROLE}")
+    db.execute("CREATE FUNCTION notify.fresh() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$")
+    db.execute("RESET ROLE")
+    row = db.execute(
+        "SELECT has_function_privilege('public', 'notify.fresh()', 'EXECUTE')"
+    ).fetchone()
+    assert row == (False,)
+
+
+def test_every_table_has_row_level_security(db: psycopg.Connection[Any]) -> None:
+    without = db.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'notify'::regnamespace "
+        "AND relkind IN ('r', 'p') AND NOT relrowsecurity"
+    ).fetchall()
+    assert without == []
+
+
+# --- plpgsql_check ------------------------------------------------------------------
+
+# Findings we accept, each with the reason: (function name, message start) -> why.
+PLPGSQL_CHECK_ACCEPTED: dict[tuple[str, str], str] = {}
+
+
+def test_plpgsql_check_reports_nothing_unexplained(db: psycopg.Connection[Any]) -> None:
+    available = db.execute(
+        "SELECT count(*) FROM pg_available_extensions WHERE name = 'plpgsql_check'"
+    ).fetchone()
+    if available != (1,):
+        _skip_or_fail("plpgsql_check is not installed for this server")
+    db.execute("CREATE EXTENSION plpgsql_check")
+    findings = db.execute(
+        "SELECT p.proname, t.level, t.message, t.lineno "
+        "FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang, "
+        "LATERAL plpgsql_check_function_tb(p.oid, extra_warnings => true, "
+        "                                  security_warnings => true) t "
+        "WHERE p.pronamespace = 'notify'::regnamespace AND l.lanname = 'plpgsql' "
+        "AND p.prorettype <> 'trigger'::regtype ORDER BY 1, 4"
+    ).fetchall()
+    unexplained = [
+        finding
+        for finding in findings
+        if not any(
+            finding[0] == name and finding[2].startswith(start)
+            for name, start in PLPGSQL_CHECK_ACCEPTED
+        )
+    ]
+    assert unexplained == []
+
+
+# --- squawk -------------------------------------------------------------------------
+
+
+def _squawk() -> str:
+    found = shutil.which("squawk") or str(Path(sys.executable).parent / "squawk")
+    if not Path(found).exists():
+        _skip_or_fail("squawk (PyPI squawk-cli) is not installed")
+    return found
+
+
+def _run_squawk(folder: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_squawk(), "--config", str(ROOT / ".squawk.toml"), "--reporter", "gcc",
+         *sorted(str(p) for p in folder.glob("*.sql"))],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def _rendered_migrations(target: Path, extra: dict[str, str] | None = None) -> Path:
+    target.mkdir()
+    for migration in load_migrations(sql_root()):
+        (target / migration.path.name).write_text(migration.for_schema("notify"))
+    for name, text in (extra or {}).items():
+        (target / name).write_text(text)
+    return target
+
+
+def test_squawk_finds_nothing_in_the_migrations(tmp_path: Path) -> None:
+    result = _run_squawk(_rendered_migrations(tmp_path / "migrations"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_squawk_gate_fails_on_a_risky_migration(tmp_path: Path) -> None:
+    """The gate can fail: an index built without CONCURRENTLY on a live table."""
+    risky = {"9999_risky.sql": "CREATE INDEX queue_jobs_user_idx ON queue_jobs (user_id);\n"}
+    result = _run_squawk(_rendered_migrations(tmp_path / "migrations", risky))
+    assert result.returncode != 0
+    assert "9999_risky.sql" in result.stdout
