@@ -1,0 +1,98 @@
+-- emit_notification_event: records an event and fans it out, in one transaction, into
+-- one delivery per channel the target user receives and one `send_notification`
+-- queue job per delivery.
+--
+-- * Channels: all four (email, sms, push, in_app) unless p_channels restricts them;
+--   a channel whose preference row is disabled or opted out gets no delivery; no
+--   preference row means enabled. No target user: the event only.
+-- * One correlation id (p_correlation_id, or a generated UUID) is stored on the event,
+--   its deliveries, their jobs' metadata (with delivery_id) and the trace log.
+-- * Deliveries are one set-based INSERT; jobs go through add_queue_job so the queue's
+--   dedup (key send_notification:<delivery id>) and worker wake-up apply.
+-- Bad input (empty event type or source, non-object payload, unknown or empty
+-- channel list, empty correlation id) raises 22023 before anything is written; any
+-- later error rolls back the event, deliveries and jobs together.
+CREATE FUNCTION @schema@.emit_notification_event(
+  p_event_type text,
+  p_payload jsonb,
+  p_target_user_id uuid DEFAULT NULL,
+  p_actor_user_id uuid DEFAULT NULL,
+  p_channels text[] DEFAULT NULL,
+  p_event_source text DEFAULT 'api',
+  p_correlation_id text DEFAULT NULL
+)
+RETURNS uuid
+LANGUAGE plpgsql
+SECURITY INVOKER
+SET search_path = @schema@, pg_temp
+AS $$
+DECLARE
+  v_all_channels CONSTANT text[] := ARRAY['email', 'sms', 'push', 'in_app'];
+  v_correlation_id text := coalesce(p_correlation_id, gen_random_uuid()::text);
+  v_event_id uuid;
+  v_jobs integer;
+BEGIN
+  IF nullif(btrim(p_event_type), '') IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_event_type: must not be NULL or empty';
+  END IF;
+  IF p_payload IS NULL OR jsonb_typeof(p_payload) <> 'object' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('p_payload: must be a JSON object, not %s',
+                       coalesce(jsonb_typeof(p_payload), 'NULL'));
+  END IF;
+  IF p_channels IS NOT NULL
+     AND (cardinality(p_channels) = 0 OR NOT p_channels <@ v_all_channels) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('p_channels: %L must list channels among email, sms, push, in_app '
+                       '(NULL means all)', p_channels);
+  END IF;
+  IF nullif(btrim(p_event_source), '') IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_event_source: must not be NULL or empty';
+  END IF;
+  IF btrim(p_correlation_id) = '' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = 'p_correlation_id: must not be empty (NULL generates one)';
+  END IF;
+
+  INSERT INTO notification_events
+    (event_type, event_source, actor_user_id, target_user_id, payload, correlation_id)
+  VALUES (p_event_type, p_event_source, p_actor_user_id, p_target_user_id, p_payload,
+          v_correlation_id)
+  RETURNING id INTO v_event_id;
+
+  WITH deliveries AS (
+    INSERT INTO notification_deliveries
+      (event_id, recipient_user_id, channel, channel_identifier, payload, correlation_id)
+    SELECT v_event_id, p_target_user_id, c.channel, pref.phone_number, p_payload,
+           v_correlation_id
+    FROM unnest(v_all_channels) AS c (channel)
+    LEFT JOIN notification_preferences pref
+      ON pref.user_id = p_target_user_id AND pref.channel = c.channel
+    WHERE p_target_user_id IS NOT NULL
+      AND (p_channels IS NULL OR c.channel = ANY (p_channels))
+      AND coalesce(pref.enabled, true)
+      AND NOT coalesce(pref.opted_out, false)
+    RETURNING id, channel
+  )
+  SELECT count(add_queue_job(
+           p_user_id => p_target_user_id,
+           p_job_type => 'send_notification',
+           p_metadata => jsonb_build_object(
+             'delivery_id', d.id, 'event_id', v_event_id, 'event_type', p_event_type,
+             'channel', d.channel, 'correlation_id', v_correlation_id),
+           p_dedup_key => 'send_notification:' || d.id))
+  INTO v_jobs
+  FROM deliveries d;
+
+  INSERT INTO notification_logs (level, message, metadata, correlation_id, event_id, source)
+  VALUES ('info', 'event emitted',
+          jsonb_build_object('event_type', p_event_type, 'target_user_id', p_target_user_id,
+                             'deliveries', v_jobs),
+          v_correlation_id, v_event_id, 'emit_notification_event');
+  RETURN v_event_id;
+END;
+$$;
+
+COMMENT ON FUNCTION @schema@.emit_notification_event(text, jsonb, uuid, uuid, text[], text, text) IS 'Writes an event, one delivery per enabled, not opted-out channel of the target (p_channels restricts) and one send_notification job per delivery, all under one correlation id, atomically; returns the event id. Raises 22023 on an empty event type or source, non-object payload or unknown channel.';
+
+GRANT EXECUTE ON FUNCTION @schema@.emit_notification_event(text, jsonb, uuid, uuid, text[], text, text) TO service_role;

@@ -1,0 +1,115 @@
+"""Shared helpers for the delivery-tracking tests (no tests of its own)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+
+# Every table a delivery-tracking RPC may write, the queue included.
+WRITTEN_TABLES = (
+    "notification_events",
+    "notification_deliveries",
+    "sms_messages",
+    "notification_preferences",
+    "sms_links",
+    "provider_callbacks",
+    "notification_logs",
+    "queue_jobs",
+)
+
+# The contract's rankings and mapping, written out independently of the SQL so the
+# tests check the functions against the specification, not against themselves.
+TWILIO_RANKING = (
+    "accepted",
+    "scheduled",
+    "queued",
+    "sending",
+    "sent",
+    "canceled",
+    "failed",
+    "undelivered",
+    "delivered",
+    "read",
+)
+DELIVERY_RANKING = (
+    "pending",
+    "sent",
+    "cancelled",
+    "failed",
+    "delivered",
+    "bounced",
+    "opened",
+    "clicked",
+)
+TWILIO_TO_DELIVERY = {
+    "accepted": "pending",
+    "scheduled": "pending",
+    "queued": "pending",
+    "sending": "pending",
+    "sent": "sent",
+    "canceled": "cancelled",
+    "failed": "failed",
+    "undelivered": "failed",
+    "delivered": "delivered",
+    "read": "opened",
+}
+# Timestamps (column stems) that reaching a delivery status fills.
+IMPLIED_STAGES = {
+    "pending": set(),
+    "sent": {"sent"},
+    "cancelled": set(),
+    "failed": {"failed"},
+    "delivered": {"sent", "delivered"},
+    "bounced": {"sent", "failed"},
+    "opened": {"sent", "delivered", "opened"},
+    "clicked": {"sent", "delivered", "opened", "clicked"},
+}
+
+
+def snapshot(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:
+    """Every row of every table the RPCs write, as text: equal snapshots mean nothing
+    was inserted, updated or deleted."""
+    return {
+        table: [
+            row[0] for row in conn.execute(f"SELECT t::text FROM notify.{table} t ORDER BY t::text")
+        ]
+        for table in WRITTEN_TABLES
+    }
+
+
+def make_delivery(conn: psycopg.Connection[Any], channel: str = "sms") -> tuple[UUID, str]:
+    """A fresh delivery with only the required columns; returns (id, tracking_id)."""
+    row = conn.execute(
+        "INSERT INTO notify.notification_deliveries (recipient_user_id, channel) "
+        "VALUES (%s, %s) RETURNING id, tracking_id",
+        (uuid4(), channel),
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def make_sms(
+    conn: psycopg.Connection[Any], delivery_id: UUID | None, twilio_sid: str | None = None
+) -> UUID:
+    """A fresh SMS row with only the required columns (plus delivery and sid)."""
+    row = conn.execute(
+        "INSERT INTO notify.sms_messages "
+        "(user_id, phone_number, message_content, notification_delivery_id, twilio_sid) "
+        "SELECT coalesce(d.recipient_user_id, gen_random_uuid()), '+15550100', 'hello', "
+        "%(delivery)s, %(sid)s "
+        "FROM (SELECT) AS one "
+        "LEFT JOIN notify.notification_deliveries d ON d.id = %(delivery)s "
+        "RETURNING id",
+        {"delivery": delivery_id, "sid": twilio_sid},
+    ).fetchone()
+    assert row is not None
+    message_id: UUID = row[0]
+    return message_id
+
+
+def one(conn: psycopg.Connection[Any], query: str, *params: object) -> tuple[Any, ...]:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return tuple(row)
