@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,6 +22,7 @@ from notify_sql.demo import run_demo
 from notify_sql.errors import NotifySqlError
 from notify_sql.migrator import inspect, migrate, render
 from notify_sql.sources import validate_schema
+from notify_sql.supabase import SUPABASE_SCHEMA, render_supabase
 
 EXIT_DRIFT = 1
 EXIT_ERROR = 2
@@ -119,11 +121,31 @@ def verify(dsn: str | None, schema: str) -> None:
     )
 
 
+def _optional_schema(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else _schema(ctx, param, value)
+
+
 @cli.command(name="render")
-@click.option("--schema", default="notify", show_default=True, callback=_schema)
-def render_command(schema: str) -> None:
-    """Print one SQL script that installs the current version from scratch."""
-    click.echo(render(schema), nl=False)
+@click.option(
+    "--schema", callback=_optional_schema,
+    help="Schema to install into.  [default: notify; public with --supabase]",
+)  # fmt: skip
+@click.option(
+    "--supabase", "supabase_dir", type=click.Path(file_okay=False, path_type=Path),
+    help="Write Supabase CLI migration files (for `supabase db push`) into this folder "
+    "instead: only what it lacks, append-only.",
+)  # fmt: skip
+def render_command(schema: str | None, supabase_dir: Path | None) -> None:
+    """Print one SQL script that installs the current version from scratch (with
+    --supabase: write the install as Supabase CLI migration files)."""
+    if supabase_dir is None:
+        click.echo(render(schema or "notify"), nl=False)
+        return
+    written = render_supabase(supabase_dir, schema or SUPABASE_SCHEMA)
+    for path in written:
+        click.echo(f"wrote {path}")
+    if not written:
+        click.echo(f"nothing to write: {supabase_dir} is up to date")
 
 
 @cli.command()
