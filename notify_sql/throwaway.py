@@ -16,13 +16,16 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import FrameType
 from urllib.parse import quote
 
 from notify_sql.errors import ServerError
@@ -215,12 +218,21 @@ class ThrowawayPostgres:
         return str(self.directory)
 
 
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextmanager
 def throwaway_postgres(settings: Mapping[str, str] | None = None) -> Iterator[ThrowawayPostgres]:
-    """A started server, stopped and deleted when the block ends."""
+    """A started server, stopped and deleted when the block ends, on SIGTERM included
+    (atexit alone does not run when a process is terminated by a signal)."""
     server = ThrowawayPostgres(settings=settings)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
     try:
         server.start()
         yield server
     finally:
         server.destroy()
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
