@@ -15,10 +15,13 @@ BEGIN
   IF p_user_id IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_user_id: must not be NULL';
   END IF;
-  IF p_brief_date IS NULL OR p_brief_date !~ '^\d{4}-\d{2}-\d{2}$'
-     OR to_char(to_date(p_brief_date, 'YYYY-MM-DD'), 'YYYY-MM-DD') <> p_brief_date THEN
+  BEGIN
+    IF p_brief_date IS NULL OR p_brief_date !~ '^\d{4}-\d{2}-\d{2}$' OR p_brief_date::date IS NULL THEN
+      RAISE EXCEPTION USING ERRCODE = '22023';
+    END IF;
+  EXCEPTION WHEN data_exception THEN  -- 22023 itself, or a date like 2025-02-30
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_brief_date: must be a date written YYYY-MM-DD';
-  END IF;
+  END;
 
   RETURN QUERY
   WITH cancelled AS (

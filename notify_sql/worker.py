@@ -1,0 +1,195 @@
+"""A small worker loop on top of :class:`notify_sql.queue.Queue`.
+
+``Worker(dsn, job_types, handler).run()`` claims a batch, runs ``handler(job)`` for each
+job, then completes the batch in one call (``complete_queue_jobs``) and fails the jobs
+whose handler raised (``fail_queue_jobs``, which retries with backoff). While a batch
+runs, a thread heartbeats every held job so ``reset_stalled_jobs`` leaves it alone.
+
+Waking: with ``listen=True`` the worker LISTENs on the queue's channel and wakes as soon
+as a job is enqueued; it also polls every ``poll_interval`` seconds, so it keeps making
+progress where LISTEN is unavailable (behind a transaction-mode pooler use
+``listen=False``) or a notification is lost.
+
+Stopping: SIGTERM (or :meth:`Worker.stop`) lets the job in hand finish, reports what was
+done, hands the claimed but unstarted jobs back (``release_queue_jobs``) and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from time import monotonic
+from types import FrameType
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+
+from notify_sql.queue import ClaimedJob, JsonObject, Queue, wake_channel
+from notify_sql.rpc import DEFAULT_SCHEMA
+
+Handler = Callable[[ClaimedJob], JsonObject | None]
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerStats:
+    """What a run did; ``fenced`` counts jobs whose outcome was refused because their
+    token was no longer current (reset as stalled, or cancelled, meanwhile)."""
+
+    completed: int = 0
+    failed: int = 0
+    released: int = 0
+    fenced: int = 0
+
+
+class Worker:
+    def __init__(
+        self,
+        dsn: str,
+        job_types: Sequence[str],
+        handler: Handler,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        batch_size: int = 10,
+        poll_interval: float = 5.0,
+        heartbeat_interval: float = 60.0,
+        listen: bool = True,
+    ) -> None:
+        self.dsn = dsn
+        self.job_types = list(job_types)
+        self.handler = handler
+        self.schema = schema
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.listen = listen
+        self.stats = WorkerStats()
+        self._stopping = threading.Event()
+        self._held: dict[UUID, UUID] = {}
+        self._held_lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Asks the loop to finish the job in hand and return (thread- and signal-safe)."""
+        self._stopping.set()
+
+    def run(self, *, install_signal_handler: bool = True) -> WorkerStats:
+        """Works until :meth:`stop` or SIGTERM; returns what it did."""
+        with (
+            self._sigterm_stops(install_signal_handler),
+            psycopg.connect(self.dsn, autocommit=True) as conn,
+            self._listener() as listener,
+            self._heartbeating(),
+        ):
+            queue = Queue(conn, self.schema)
+            while not self._stopping.is_set():
+                jobs = queue.claim(self.job_types, self.batch_size)
+                if jobs:
+                    self._work(queue, jobs)
+                if len(jobs) < self.batch_size:
+                    self._wait(listener)
+        return self.stats
+
+    def _work(self, queue: Queue, jobs: list[ClaimedJob]) -> None:
+        with self._held_lock:
+            self._held.update({job.id: job.processing_token for job in jobs})
+        done: list[tuple[ClaimedJob, JsonObject | None]] = []
+        failed: list[tuple[ClaimedJob, str]] = []
+        unstarted: list[ClaimedJob] = []
+        for position, job in enumerate(jobs):
+            if self._stopping.is_set():
+                unstarted = jobs[position:]
+                break
+            try:
+                done.append((job, self.handler(job)))
+            except Exception as error:
+                log.warning("job %s (%s) failed: %r", job.id, job.job_type, error)
+                failed.append((job, f"{type(error).__name__}: {error}"))
+        if done:
+            completed = queue.complete_many(
+                [job.id for job, _ in done],
+                [job.processing_token for job, _ in done],
+                [result for _, result in done],
+            )
+            self.stats.completed += len(completed)
+            self.stats.fenced += len(done) - len(completed)
+        if failed:
+            changed = queue.fail_many(
+                [job.id for job, _ in failed],
+                [job.processing_token for job, _ in failed],
+                [message for _, message in failed],
+            )
+            self.stats.failed += len(changed)
+            self.stats.fenced += len(failed) - len(changed)
+        if unstarted:
+            released = queue.release_many(
+                [job.id for job in unstarted], [job.processing_token for job in unstarted]
+            )
+            self.stats.released += len(released)
+        with self._held_lock:
+            for job in jobs:
+                self._held.pop(job.id, None)
+
+    def _wait(self, listener: psycopg.Connection[Any] | None) -> None:
+        """Sleeps until a due job of ours is announced, the poll interval passes, or a
+        stop is requested (checked at least twice a second)."""
+        deadline = monotonic() + self.poll_interval
+        while not self._stopping.is_set() and (remaining := deadline - monotonic()) > 0:
+            if listener is None:
+                self._stopping.wait(min(remaining, 0.5))
+                continue
+            for notify in listener.notifies(timeout=min(remaining, 0.5)):
+                if notify.payload in self.job_types:
+                    return
+
+    @contextmanager
+    def _listener(self) -> Iterator[psycopg.Connection[Any] | None]:
+        if not self.listen:
+            yield None
+            return
+        with psycopg.connect(self.dsn, autocommit=True) as listener:
+            listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(wake_channel(self.schema))))
+            yield listener
+
+    @contextmanager
+    def _heartbeating(self) -> Iterator[None]:
+        """A thread on its own connection that heartbeats every held job."""
+        finished = threading.Event()
+
+        def beat() -> None:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                queue = Queue(conn, self.schema)
+                while not finished.wait(self.heartbeat_interval):
+                    with self._held_lock:
+                        held = list(self._held.items())
+                    for job_id, token in held:
+                        if not queue.heartbeat(job_id, token):
+                            log.warning("job %s is no longer ours (reset or cancelled)", job_id)
+
+        thread = threading.Thread(target=beat, name="notify-sql-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            finished.set()
+            thread.join()
+
+    @contextmanager
+    def _sigterm_stops(self, install: bool) -> Iterator[None]:
+        if not install or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            self.stop()
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
