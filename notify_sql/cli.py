@@ -1,4 +1,4 @@
-"""The ``notify-sql`` command line: migrate, status, verify, render, demo.
+"""The ``notify-sql`` command line: migrate, status, verify, render, docs, demo.
 
 Every failure the user can cause (bad DSN, unreachable database, bad schema name,
 failed migration) ends as one line on stderr and exit code 2; ``verify`` keeps exit
@@ -21,6 +21,7 @@ from notify_sql import __version__
 from notify_sql.demo import run_demo
 from notify_sql.errors import NotifySqlError
 from notify_sql.migrator import inspect, migrate, render
+from notify_sql.rpcdocs import generate as generate_rpc_docs
 from notify_sql.sources import validate_schema
 from notify_sql.supabase import SUPABASE_SCHEMA, render_supabase
 
@@ -146,6 +147,26 @@ def render_command(schema: str | None, supabase_dir: Path | None) -> None:
         click.echo(f"wrote {path}")
     if not written:
         click.echo(f"nothing to write: {supabase_dir} is up to date")
+
+
+@cli.command()
+@click.option(
+    "--dsn", help="Document the install in this database (DATABASE_URL is not read: "
+    "by default the files are installed into a throwaway server and documented).",
+)  # fmt: skip
+@click.option("--schema", default="notify", show_default=True, callback=_schema)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Markdown to this file instead of stdout.",
+)  # fmt: skip
+def docs(dsn: str | None, schema: str, output: Path | None) -> None:
+    """Generate the function reference (docs/rpc.md) from the catalog."""
+    text = generate_rpc_docs(_dsn(dsn) if dsn else None, schema)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.write_text(text)
+    click.echo(f"wrote {output}")
 
 
 @cli.command()
