@@ -52,6 +52,16 @@ class SmsStatusUpdate:
     updated_delivery: bool
 
 
+@dataclass(frozen=True)
+class TraceEntry:
+    """One row of ``get_notification_trace``: what happened under a correlation id."""
+
+    at: datetime
+    kind: str  # event | delivery | job | callback | log
+    id: str
+    detail: dict[str, Any]
+
+
 # Argument builders shared by the sync and async classes. An optional timestamp left
 # as None is not sent, so the SQL default (now()) applies.
 
@@ -194,6 +204,11 @@ class Deliveries:
         event_id: UUID = call_value(self.conn, "emit_notification_event", args, self.schema)
         return event_id
 
+    def get_notification_trace(self, correlation_id: str) -> list[TraceEntry]:
+        """Event, deliveries, jobs, callbacks and logs of one correlation id, in time order."""
+        args = {"p_correlation_id": correlation_id}
+        return call_rows(self.conn, "get_notification_trace", args, TraceEntry, self.schema)
+
 
 class AsyncDeliveries:
     """Async twin of :class:`Deliveries`."""
@@ -269,3 +284,7 @@ class AsyncDeliveries:
         )
         event_id: UUID = await acall_value(self.conn, "emit_notification_event", args, self.schema)
         return event_id
+
+    async def get_notification_trace(self, correlation_id: str) -> list[TraceEntry]:
+        args = {"p_correlation_id": correlation_id}
+        return await acall_rows(self.conn, "get_notification_trace", args, TraceEntry, self.schema)

@@ -169,6 +169,7 @@ BEGIN
 END;
 $$;
 REVOKE ALL ON FUNCTION provider_callbacks_refuse_update() FROM PUBLIC;
+COMMENT ON FUNCTION provider_callbacks_refuse_update() IS 'Trigger function keeping provider_callbacks append-only: any UPDATE raises 55000.';
 CREATE TRIGGER provider_callbacks_append_only
   BEFORE UPDATE ON provider_callbacks
   FOR EACH STATEMENT EXECUTE FUNCTION provider_callbacks_refuse_update();

@@ -1,0 +1,111 @@
+"""The delivery state model as installed: one ranking, one vocabulary, the contract's
+minimal inserts, the append-only callback log and the correlation-id trace."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+import pytest
+
+from notify_sql.deliveries import Deliveries
+from notify_sql.errors import InvalidArgument
+from tests.test_deliveries_common import (
+    DELIVERY_RANKING,
+    TWILIO_RANKING,
+    TWILIO_TO_DELIVERY,
+    make_delivery,
+    make_sms,
+    one,
+)
+
+
+def test_rankings_follow_the_contract(db: psycopg.Connection[Any]) -> None:
+    delivery_ranks = [
+        one(db, "SELECT notify.delivery_status_rank(%s)", status)[0] for status in DELIVERY_RANKING
+    ]
+    twilio_ranks = [
+        one(db, "SELECT notify.twilio_status_rank(%s)", status)[0] for status in TWILIO_RANKING
+    ]
+    assert delivery_ranks == sorted(delivery_ranks) == list(range(1, 9))
+    assert twilio_ranks == sorted(twilio_ranks) == list(range(1, 11))
+    for unknown in ("queued", "read", "", None):
+        assert one(db, "SELECT notify.delivery_status_rank(%s::text)", unknown) == (None,)
+    for unknown in ("receiving", "received", "pending", None):
+        assert one(db, "SELECT notify.twilio_status_rank(%s::text)", unknown) == (None,)
+
+
+def test_twilio_mapping_is_the_contract_and_monotone(db: psycopg.Connection[Any]) -> None:
+    mapped = {
+        status: one(db, "SELECT notify.twilio_delivery_status(%s)", status)[0]
+        for status in TWILIO_RANKING
+    }
+    assert mapped == TWILIO_TO_DELIVERY
+    ranks = [DELIVERY_RANKING.index(mapped[status]) for status in TWILIO_RANKING]
+    assert all(low <= high for low, high in pairwise(ranks))
+
+
+@pytest.mark.parametrize("table", ["notification_deliveries", "sms_messages"])
+def test_status_columns_accept_exactly_the_ranked_vocabulary(
+    db: psycopg.Connection[Any], table: str
+) -> None:
+    row_id = make_sms(db, make_delivery(db)[0]) if table == "sms_messages" else make_delivery(db)[0]
+    for status in DELIVERY_RANKING:
+        db.execute(f"UPDATE notify.{table} SET status = %s WHERE id = %s", (status, row_id))
+    for foreign in ("queued", "undelivered", "read", "Delivered"):
+        with pytest.raises(psycopg.errors.CheckViolation):
+            db.execute(f"UPDATE notify.{table} SET status = %s WHERE id = %s", (foreign, row_id))
+
+
+def test_minimal_inserts_of_the_contract_work(service_db: psycopg.Connection[Any]) -> None:
+    delivery = one(
+        service_db,
+        "INSERT INTO notify.notification_deliveries (recipient_user_id, channel) "
+        "VALUES (%s, 'email') RETURNING status, attempts, max_attempts, tracking_id",
+        uuid4(),
+    )
+    assert delivery[:3] == ("pending", 0, 3)
+    assert len(delivery[3]) == 32
+    sms = one(
+        service_db,
+        "INSERT INTO notify.sms_messages (user_id, phone_number, message_content) "
+        "VALUES (%s, '+15550100', 'hi') RETURNING status, priority, attempt_count",
+        uuid4(),
+    )
+    assert sms == ("pending", "normal", 0)
+
+
+def test_the_callback_log_is_append_only(
+    service_db: psycopg.Connection[Any],
+) -> None:
+    Deliveries(service_db).record_email_event("unknown-id", "open")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="append-only"):
+        service_db.execute("UPDATE notify.provider_callbacks SET changed = true")
+    service_db.execute("DELETE FROM notify.provider_callbacks")  # retention stays possible
+
+
+def test_one_correlation_id_traces_event_deliveries_jobs_and_callbacks(
+    service_db: psycopg.Connection[Any],
+) -> None:
+    deliveries = Deliveries(service_db)
+    deliveries.emit_notification_event(
+        "x", {}, target_user_id=uuid4(), channels=["email", "sms"], correlation_id="trace-1"
+    )
+    deliveries.emit_notification_event("x", {}, target_user_id=uuid4(), correlation_id="other")
+    tracking_id = one(
+        service_db,
+        "SELECT tracking_id FROM notify.notification_deliveries "
+        "WHERE correlation_id = 'trace-1' AND channel = 'email'",
+    )[0]
+    deliveries.record_email_event(tracking_id, "open")
+    trace = deliveries.get_notification_trace("trace-1")
+    kinds = sorted(entry.kind for entry in trace)
+    assert kinds == ["callback", "delivery", "delivery", "event", "job", "job", "log"]
+    assert [entry.at for entry in trace] == sorted(entry.at for entry in trace)
+    callback = next(entry for entry in trace if entry.kind == "callback")
+    assert callback.detail["changed"] is True
+    with pytest.raises(InvalidArgument) as raised:
+        deliveries.get_notification_trace("")
+    assert raised.value.parameter == "p_correlation_id"
