@@ -53,6 +53,14 @@ class SmsStatusUpdate:
 
 
 @dataclass(frozen=True)
+class DeliveryStatusChange:
+    """The row ``apply_delivery_status`` returns for an existing delivery."""
+
+    changed: bool
+    correlation_id: str
+
+
+@dataclass(frozen=True)
 class TraceEntry:
     """One row of ``get_notification_trace``: what happened under a correlation id."""
 
@@ -89,6 +97,19 @@ def _email_event_args(
     tracking_id: str, event: str, occurred_at: datetime | None, url: str | None
 ) -> dict[str, object]:
     args: dict[str, object] = {"p_tracking_id": tracking_id, "p_event": event, "p_url": url}
+    if occurred_at is not None:
+        args["p_occurred_at"] = occurred_at
+    return args
+
+
+def _apply_args(
+    *,
+    delivery_id: UUID,
+    status: str,
+    occurred_at: datetime | None,
+    error: str | None,
+) -> dict[str, object]:
+    args: dict[str, object] = {"p_delivery_id": delivery_id, "p_status": status, "p_error": error}
     if occurred_at is not None:
         args["p_occurred_at"] = occurred_at
     return args
@@ -154,6 +175,23 @@ class Deliveries:
         )
         rows = call_rows(self.conn, "update_sms_status_atomic", args, SmsStatusUpdate, self.schema)
         return rows[0]
+
+    def apply_delivery_status(
+        self,
+        delivery_id: UUID,
+        status: DeliveryStatus | str,
+        occurred_at: datetime | None = None,
+        error: str | None = None,
+    ) -> DeliveryStatusChange | None:
+        """Reports a status for a delivery (e.g. the worker's ``sent`` / ``failed``);
+        it only ever moves up the ranking. None when the delivery does not exist."""
+        args = _apply_args(
+            delivery_id=delivery_id, status=status, occurred_at=occurred_at, error=error
+        )
+        rows = call_rows(
+            self.conn, "apply_delivery_status", args, DeliveryStatusChange, self.schema
+        )
+        return rows[0] if rows else None
 
     def record_email_event(
         self,
@@ -239,6 +277,21 @@ class AsyncDeliveries:
             self.conn, "update_sms_status_atomic", args, SmsStatusUpdate, self.schema
         )
         return rows[0]
+
+    async def apply_delivery_status(
+        self,
+        delivery_id: UUID,
+        status: DeliveryStatus | str,
+        occurred_at: datetime | None = None,
+        error: str | None = None,
+    ) -> DeliveryStatusChange | None:
+        args = _apply_args(
+            delivery_id=delivery_id, status=status, occurred_at=occurred_at, error=error
+        )
+        rows = await acall_rows(
+            self.conn, "apply_delivery_status", args, DeliveryStatusChange, self.schema
+        )
+        return rows[0] if rows else None
 
     async def record_email_event(
         self,

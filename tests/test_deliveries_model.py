@@ -10,7 +10,7 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from notify_sql.deliveries import Deliveries
+from notify_sql.deliveries import AsyncDeliveries, Deliveries
 from notify_sql.errors import InvalidArgument
 from tests.test_deliveries_common import (
     DELIVERY_RANKING,
@@ -109,3 +109,35 @@ def test_one_correlation_id_traces_event_deliveries_jobs_and_callbacks(
     with pytest.raises(InvalidArgument) as raised:
         deliveries.get_notification_trace("")
     assert raised.value.parameter == "p_correlation_id"
+
+
+def test_the_worker_reports_through_the_same_rules(service_db: psycopg.Connection[Any]) -> None:
+    deliveries = Deliveries(service_db)
+    delivery_id, tracking_id = make_delivery(service_db, "email")
+    sent = deliveries.apply_delivery_status(delivery_id, "sent")
+    assert sent is not None and sent.changed
+    deliveries.record_email_event(tracking_id, "open")
+    late = deliveries.apply_delivery_status(delivery_id, "failed", error="smtp timeout")
+    assert late is not None and late.changed  # failed_at and last_error recorded ...
+    assert one(
+        service_db,
+        "SELECT status, last_error FROM notify.notification_deliveries WHERE id = %s",
+        delivery_id,
+    ) == ("opened", "smtp timeout")  # ... but the status never moves down
+    repeat = deliveries.apply_delivery_status(delivery_id, "failed", error="smtp timeout")
+    assert repeat is not None and not repeat.changed
+    assert deliveries.apply_delivery_status(uuid4(), "sent") is None
+    with pytest.raises(InvalidArgument) as raised:
+        deliveries.apply_delivery_status(delivery_id, "queued")
+    assert raised.value.parameter == "p_status"
+
+
+async def test_async_worker_report(dsn: str, service_db: psycopg.Connection[Any]) -> None:
+    delivery_id, _ = make_delivery(service_db, "push")
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute("SET ROLE service_role")
+        change = await AsyncDeliveries(conn).apply_delivery_status(delivery_id, "delivered")
+        assert change is not None
+        trace = await AsyncDeliveries(conn).get_notification_trace(change.correlation_id)
+    assert [entry.kind for entry in trace] == ["delivery"]
+    assert trace[0].detail["status"] == "delivered"

@@ -9,9 +9,11 @@
 --   time (so opened_at is the first open, never later, and a click reported before
 --   its open still leaves opened_at <= clicked_at);
 -- * p_error replaces last_error; p_opens / p_clicks are added to the counters;
--- * the row is locked (FOR UPDATE) before it is read, so concurrent reports for one
---   delivery serialise instead of overwriting each other, and it is written only when
---   something changed (duplicates leave no dead tuple).
+-- * the row is locked (FOR NO KEY UPDATE) before it is read, so concurrent reports
+--   for one delivery serialise instead of overwriting each other, while inserts of
+--   rows referencing it (sms_messages, sms_links: their foreign-key checks take KEY
+--   SHARE) are not blocked; it is written only when something changed (duplicates
+--   leave no dead tuple).
 -- Callers that also touch sms_messages or sms_links lock those first (lock order:
 -- sms_links / sms_messages, then notification_deliveries).
 -- Returns one row (changed, correlation_id) or no row when the delivery does not exist.
@@ -48,7 +50,8 @@ BEGIN
       MESSAGE = 'p_opens: p_opens and p_clicks must be non-negative';
   END IF;
 
-  SELECT * INTO v_old FROM notification_deliveries d WHERE d.id = p_delivery_id FOR UPDATE;
+  SELECT * INTO v_old FROM notification_deliveries d WHERE d.id = p_delivery_id
+  FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     RETURN;
   END IF;

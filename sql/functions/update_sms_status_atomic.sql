@@ -4,8 +4,8 @@
 -- callback log entry with them).
 --
 -- Why the result does not depend on arrival order:
--- * the SMS row is locked first (FOR UPDATE, by id, else by twilio_sid through its
---   unique index), so concurrent callbacks for one message run one after another;
+-- * the SMS row is locked first (FOR NO KEY UPDATE, by id, else by twilio_sid through
+--   its unique index), so concurrent callbacks for one message run one after another;
 -- * twilio_status only moves up twilio_status_rank, and status / the delivery only up
 --   delivery_status_rank (twilio_delivery_status is monotone, so both agree): the
 --   final state is that of the highest-ranked status received; duplicates and lower
@@ -75,9 +75,10 @@ BEGIN
                        '(pass NULL to derive it)', p_mapped_status, v_twilio_status, v_mapped);
   END IF;
 
-  SELECT * INTO v_old FROM sms_messages s WHERE s.id = p_message_id FOR UPDATE;
+  SELECT * INTO v_old FROM sms_messages s WHERE s.id = p_message_id FOR NO KEY UPDATE;
   IF NOT FOUND AND p_twilio_sid IS NOT NULL THEN
-    SELECT * INTO v_old FROM sms_messages s WHERE s.twilio_sid = p_twilio_sid FOR UPDATE;
+    SELECT * INTO v_old FROM sms_messages s WHERE s.twilio_sid = p_twilio_sid
+    FOR NO KEY UPDATE;
   END IF;
 
   IF v_old.id IS NULL THEN
