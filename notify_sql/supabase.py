@@ -46,7 +46,7 @@ TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
 FUNCTIONS_SUFFIX = "_notify_sql_functions.sql"
 
 _VERSIONED_FILE = re.compile(r"^(\d{14})_.*\.sql$")
-_RENDERED_MIGRATION = re.compile(r"^\d{14}_notify_sql_(\d{4})_([a-z0-9_]+)\.sql$")
+_RENDERED_MIGRATION = re.compile(r"^\d{14}_notify_sql_\d{4}_[a-z0-9_]+\.sql$")
 _MIGRATION_HEADER = re.compile(
     r"^-- notify-sql migration (?P<version>\d{4})_(?P<name>[a-z0-9_]+) "
     r"for schema (?P<schema>[a-z0-9_]+), source sha256 (?P<checksum>[0-9a-f]{64})$"
@@ -54,7 +54,7 @@ _MIGRATION_HEADER = re.compile(
 _FUNCTIONS_HEADER = re.compile(
     r"^-- notify-sql functions for schema (?P<schema>[a-z0-9_]+), "
     r"sha256 (?P<fingerprint>[0-9a-f]{64}):$",
-    re.MULTILINE,
+    re.MULTILINE,  # for $ at the end of the first line
 )
 _MANIFEST_LINE = re.compile(r"^-- +function (?P<name>[a-z_][a-z0-9_]*)$", re.MULTILINE)
 
