@@ -220,6 +220,7 @@ def test_unknown_message_returns_one_row_and_is_logged(
         ({"twilio_status": ""}, "p_twilio_status"),
         ({"twilio_status": None}, "p_twilio_status"),
         ({"twilio_status": "sent", "message_id": None, "twilio_sid": None}, "p_message_id"),
+        ({"twilio_status": "sent", "message_id": None, "twilio_sid": " "}, "p_message_id"),
         ({"twilio_status": "delivered", "mapped_status": "sent"}, "p_mapped_status"),
         ({"twilio_status": "delivered", "mapped_status": "bogus"}, "p_mapped_status"),
     ],

@@ -48,6 +48,7 @@ SET search_path = @schema@, pg_temp
 AS $$
 DECLARE
   v_twilio_status text := lower(btrim(p_twilio_status));
+  v_sid text := nullif(btrim(p_twilio_sid), '');
   v_rank integer;
   v_mapped text;
   v_stages text[];
@@ -60,7 +61,7 @@ BEGIN
   v_rank := twilio_status_rank(v_twilio_status);
   v_mapped := twilio_delivery_status(v_twilio_status);
   v_stages := delivery_status_stages(v_mapped);
-  IF p_message_id IS NULL AND nullif(btrim(p_twilio_sid), '') IS NULL THEN
+  IF p_message_id IS NULL AND v_sid IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = 'p_message_id: p_message_id or p_twilio_sid is required';
   END IF;
@@ -76,8 +77,8 @@ BEGIN
   END IF;
 
   SELECT * INTO v_old FROM sms_messages s WHERE s.id = p_message_id FOR NO KEY UPDATE;
-  IF NOT FOUND AND p_twilio_sid IS NOT NULL THEN
-    SELECT * INTO v_old FROM sms_messages s WHERE s.twilio_sid = p_twilio_sid
+  IF NOT FOUND AND v_sid IS NOT NULL THEN
+    SELECT * INTO v_old FROM sms_messages s WHERE s.twilio_sid = v_sid
     FOR NO KEY UPDATE;
   END IF;
 
@@ -86,7 +87,7 @@ BEGIN
     updated_delivery := false;
   ELSE
     v_new := v_old;
-    v_new.twilio_sid := coalesce(v_old.twilio_sid, p_twilio_sid);
+    v_new.twilio_sid := coalesce(v_old.twilio_sid, v_sid);
     IF v_rank > coalesce(twilio_status_rank(v_old.twilio_status), 0) THEN
       v_new.twilio_status := v_twilio_status;
     END IF;
@@ -142,7 +143,7 @@ BEGIN
   INSERT INTO provider_callbacks
     (provider, event, reference, sms_message_id, delivery_id, correlation_id, payload, changed)
   VALUES (
-    'twilio', v_twilio_status, coalesce(p_twilio_sid, v_old.twilio_sid), v_old.id,
+    'twilio', v_twilio_status, coalesce(v_sid, v_old.twilio_sid), v_old.id,
     v_old.notification_delivery_id, v_correlation_id,
     jsonb_strip_nulls(jsonb_build_object(
       'message_id', p_message_id, 'twilio_sid', p_twilio_sid, 'twilio_status', p_twilio_status,
