@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from notify_sql.migrator import migrate
+from notify_sql.migrator import OWNER_ROLE, migrate
 from notify_sql.throwaway import throwaway_postgres
 
 REGENERATE = "notify-sql docs --output docs/rpc.md"
@@ -127,7 +127,7 @@ def render_markdown(functions: list[FunctionDoc], schema: str) -> str:
         "do not edit by hand (a test fails when this file is out of date). Signatures are\n"
         "PostgreSQL's own rendering: call with named arguments (`p_name => value`) or, over\n"
         "PostgREST, `rpc('name', {p_name: value})`. Only the roles listed may execute a\n"
-        "function (besides its owner, `notify_sql_owner`); `anon` may execute none.\n\n"
+        f"function, besides its owner `{OWNER_ROLE}`.\n\n"
         f"{len(functions)} functions.\n\n"
         "| function | returns | executable by | security |\n"
         "| --- | --- | --- | --- |\n"
