@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from notify_sql.errors import NotifySqlError
 from notify_sql.migrator import OWNER_ROLE, migrate
 from notify_sql.throwaway import throwaway_postgres
 
@@ -147,4 +148,7 @@ def generate(dsn: str | None, schema: str) -> str:
 
 def _document(dsn: str, schema: str) -> str:
     with psycopg.connect(dsn) as conn:
-        return render_markdown(read_functions(conn, schema), schema)
+        functions = read_functions(conn, schema)
+    if not functions:
+        raise NotifySqlError(f"schema {schema} holds no functions: is notify-sql installed there?")
+    return render_markdown(functions, schema)

@@ -61,11 +61,22 @@ def test_argument_lists_split_only_at_top_level_commas() -> None:
     assert split_top_level("") == []
 
 
-def test_cli_writes_the_reference(dsn: str, tmp_path: Path) -> None:
-    output = tmp_path / "rpc.md"
-    result = subprocess.run(
-        [sys.executable, "-m", "notify_sql", "docs", "--dsn", dsn, "--output", str(output)],
+def run_docs(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "notify_sql", "docs", *args],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
+
+
+def test_cli_writes_the_reference(dsn: str, tmp_path: Path) -> None:
+    output = tmp_path / "rpc.md"
+    result = run_docs("--dsn", dsn, "--output", str(output))
     assert result.returncode == 0, result.stderr
     assert output.read_text() == generate(dsn, SCHEMA)
+
+
+def test_cli_refuses_a_schema_without_functions(empty_dsn: str) -> None:
+    result = run_docs("--dsn", empty_dsn)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "schema notify holds no functions" in result.stderr
