@@ -129,6 +129,20 @@ def test_lookup_falls_back_to_the_sid_and_stores_a_new_sid(
     assert_final_state(service_db, by_id, ["sent", "read"])
 
 
+def test_a_sid_held_by_another_message_is_refused(
+    service_db: psycopg.Connection[Any], deliveries: Deliveries
+) -> None:
+    new_message(service_db, twilio_sid="SMtaken")
+    without_sid = new_message(service_db)
+    before = snapshot(service_db)
+    with pytest.raises(InvalidArgument) as raised:
+        deliveries.update_sms_status_atomic(
+            message_id=without_sid, twilio_sid="SMtaken", twilio_status="sent"
+        )
+    assert raised.value.parameter == "p_twilio_sid"
+    assert snapshot(service_db) == before
+
+
 def test_duplicate_and_lower_callbacks_change_nothing(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
@@ -221,6 +235,8 @@ def test_unknown_message_returns_one_row_and_is_logged(
         ({"twilio_status": None}, "p_twilio_status"),
         ({"twilio_status": "sent", "message_id": None, "twilio_sid": None}, "p_message_id"),
         ({"twilio_status": "sent", "message_id": None, "twilio_sid": " "}, "p_message_id"),
+        ({"twilio_status": "sent", "twilio_sid": "SMother"}, "p_twilio_sid"),
+        ({"twilio_status": "sent", "twilio_sid": "SM" + "x" * 63}, "p_twilio_sid"),
         ({"twilio_status": "delivered", "mapped_status": "sent"}, "p_mapped_status"),
         ({"twilio_status": "delivered", "mapped_status": "bogus"}, "p_mapped_status"),
     ],

@@ -40,14 +40,16 @@ BEGIN
   END IF;
   IF delivery_status_rank(p_status) IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_status: unknown delivery status %L', p_status);
+      MESSAGE = format('p_status: unknown delivery status %L', left(p_status, 100));
   END IF;
-  IF p_occurred_at IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_occurred_at: must not be NULL';
+  IF p_occurred_at IS NULL OR NOT isfinite(p_occurred_at) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_occurred_at: must be a finite timestamp';
   END IF;
-  IF p_opens IS NULL OR p_opens < 0 OR p_clicks IS NULL OR p_clicks < 0 THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_opens: p_opens and p_clicks must be non-negative';
+  IF p_opens IS NULL OR p_opens NOT BETWEEN 0 AND 1000 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_opens: must be between 0 and 1000';
+  END IF;
+  IF p_clicks IS NULL OR p_clicks NOT BETWEEN 0 AND 1000 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_clicks: must be between 0 and 1000';
   END IF;
 
   SELECT * INTO v_old FROM notification_deliveries d WHERE d.id = p_delivery_id

@@ -22,9 +22,12 @@ BEGIN
   IF nullif(p_url, '') IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_url: must not be NULL or empty';
   END IF;
+  IF length(p_url) > 2048 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_url: longer than 2048 characters';
+  END IF;
   IF NOT is_http_url(p_url) THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_url: %L is not an http(s) URL', p_url);
+      MESSAGE = format('p_url: %L is not an http(s) URL', left(p_url, 100));
   END IF;
   IF NOT EXISTS (SELECT FROM notification_deliveries d WHERE d.id = p_delivery_id) THEN
     RAISE EXCEPTION USING ERRCODE = '22023',

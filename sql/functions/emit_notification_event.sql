@@ -32,8 +32,9 @@ DECLARE
   v_event_id uuid;
   v_jobs integer;
 BEGIN
-  IF nullif(btrim(p_event_type), '') IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_event_type: must not be NULL or empty';
+  IF nullif(btrim(p_event_type), '') IS NULL OR length(p_event_type) > 200 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = 'p_event_type: must be a non-empty name of at most 200 characters';
   END IF;
   IF p_payload IS NULL OR jsonb_typeof(p_payload) <> 'object' THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
@@ -44,14 +45,15 @@ BEGIN
      AND (cardinality(p_channels) = 0 OR NOT p_channels <@ v_all_channels) THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = format('p_channels: %L must list channels among email, sms, push, in_app '
-                       '(NULL means all)', p_channels);
+                       '(NULL means all)', left(p_channels::text, 100));
   END IF;
-  IF nullif(btrim(p_event_source), '') IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_event_source: must not be NULL or empty';
-  END IF;
-  IF btrim(p_correlation_id) = '' THEN
+  IF nullif(btrim(p_event_source), '') IS NULL OR length(p_event_source) > 200 THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_correlation_id: must not be empty (NULL generates one)';
+      MESSAGE = 'p_event_source: must be a non-empty name of at most 200 characters';
+  END IF;
+  IF btrim(p_correlation_id) = '' OR length(p_correlation_id) > 200 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = 'p_correlation_id: must be non-empty and at most 200 characters (NULL generates one)';
   END IF;
 
   INSERT INTO notification_events

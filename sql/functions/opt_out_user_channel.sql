@@ -22,13 +22,14 @@ BEGIN
   END IF;
   IF p_channel IS NULL OR p_channel NOT IN ('email', 'sms', 'push', 'in_app') THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_channel: %L is not one of email, sms, push, in_app', p_channel);
+      MESSAGE = format('p_channel: %L is not one of email, sms, push, in_app',
+                       left(p_channel, 100));
   END IF;
 
   INSERT INTO notification_preferences AS p
     (user_id, channel, opted_out, opted_out_at, opt_out_reason, phone_number)
   VALUES (p_user_id, p_channel, true, now(), p_reason,
-          CASE WHEN p_channel = 'sms' THEN p_phone_number END)
+          CASE WHEN p_channel = 'sms' THEN nullif(btrim(p_phone_number), '') END)
   ON CONFLICT ON CONSTRAINT notification_preferences_pkey DO UPDATE
   SET opted_out = true,
       opted_out_at = coalesce(p.opted_out_at, now()),

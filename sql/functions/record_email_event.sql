@@ -44,14 +44,15 @@ BEGIN
   IF v_status IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = format('p_event: %L is not one of delivered, open, click, bounce, complaint',
-                       p_event);
+                       left(p_event, 100));
   END IF;
-  IF p_occurred_at IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_occurred_at: must not be NULL';
+  IF p_occurred_at IS NULL OR NOT isfinite(p_occurred_at) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_occurred_at: must be a finite timestamp';
   END IF;
-  IF p_url IS NOT NULL AND NOT is_http_url(p_url) THEN
+  IF p_url IS NOT NULL AND (length(p_url) > 2048 OR NOT is_http_url(p_url)) THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_url: %L is not an http(s) URL', p_url);
+      MESSAGE = format('p_url: %L is not an http(s) URL of at most 2048 characters',
+                       left(p_url, 100));
   END IF;
 
   SELECT * INTO v_delivery FROM notification_deliveries d WHERE d.tracking_id = p_tracking_id;

@@ -24,8 +24,8 @@ BEGIN
   IF p_short_code IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_short_code: must not be NULL';
   END IF;
-  IF p_occurred_at IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_occurred_at: must not be NULL';
+  IF p_occurred_at IS NULL OR NOT isfinite(p_occurred_at) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_occurred_at: must be a finite timestamp';
   END IF;
 
   UPDATE sms_links l

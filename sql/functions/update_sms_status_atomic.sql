@@ -20,9 +20,10 @@
 --   delivery's last_error, unless a higher-ranked callback already stored one;
 --   Twilio error 21610 (the recipient replied STOP) opts the user out of SMS.
 -- Unknown message: one row with updated_sms = false, no error. Bad input (no id and no
--- sid, unknown or inbound status, p_mapped_status contradicting the derived one)
--- raises 22023 before anything is written. Every accepted callback is appended to
--- provider_callbacks with whether it changed anything.
+-- sid, unknown or inbound status, p_mapped_status contradicting the derived one, a SID
+-- contradicting the message's or held by another message) raises 22023 before
+-- anything is written. Every accepted callback is appended to provider_callbacks with
+-- whether it changed anything.
 CREATE FUNCTION @schema@.update_sms_status_atomic(
   p_message_id uuid,
   p_twilio_sid text,
@@ -65,21 +66,38 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = 'p_message_id: p_message_id or p_twilio_sid is required';
   END IF;
+  IF length(v_sid) > 64 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = 'p_twilio_sid: longer than 64 characters (Twilio SIDs have 34)';
+  END IF;
   IF v_rank IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = format('p_twilio_status: %L is not a Twilio outbound message status '
-                       '(inbound receiving/received are not delivery callbacks)', p_twilio_status);
+                       '(inbound receiving/received are not delivery callbacks)',
+                       left(p_twilio_status, 100));
   END IF;
   IF p_mapped_status IS NOT NULL AND p_mapped_status IS DISTINCT FROM v_mapped THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = format('p_mapped_status: %L contradicts p_twilio_status %L, which maps to %L '
-                       '(pass NULL to derive it)', p_mapped_status, v_twilio_status, v_mapped);
+                       '(pass NULL to derive it)',
+                       left(p_mapped_status, 100), v_twilio_status, v_mapped);
   END IF;
 
   SELECT * INTO v_old FROM sms_messages s WHERE s.id = p_message_id FOR NO KEY UPDATE;
   IF NOT FOUND AND v_sid IS NOT NULL THEN
     SELECT * INTO v_old FROM sms_messages s WHERE s.twilio_sid = v_sid
     FOR NO KEY UPDATE;
+  END IF;
+
+  IF v_old.twilio_sid <> v_sid THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('p_twilio_sid: %s, but message %s has SID %s',
+                       v_sid, v_old.id, v_old.twilio_sid);
+  END IF;
+  IF v_old.id IS NOT NULL AND v_old.twilio_sid IS NULL AND v_sid IS NOT NULL
+     AND EXISTS (SELECT FROM sms_messages s WHERE s.twilio_sid = v_sid) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('p_twilio_sid: %s belongs to another message than %s', v_sid, v_old.id);
   END IF;
 
   IF v_old.id IS NULL THEN
