@@ -178,9 +178,10 @@ def _reset_stalled(stall_timeout: timedelta, batch_size: int) -> _Call:
 
 
 def _add(
-    user_id: UUID | None,
     job_type: str,
     metadata: JsonObject,
+    *,
+    user_id: UUID | None,
     priority: int,
     scheduled_for: datetime | None,
     dedup_key: str | None,
@@ -288,7 +289,9 @@ class Queue:
     ) -> list[UUID]:
         return list(self._value(_fail_many(job_ids, processing_tokens, error_messages, retry)))
 
-    def release_many(self, job_ids: Sequence[UUID], processing_tokens: Sequence[UUID]) -> list[UUID]:
+    def release_many(
+        self, job_ids: Sequence[UUID], processing_tokens: Sequence[UUID]
+    ) -> list[UUID]:
         return list(self._value(_release_many(job_ids, processing_tokens)))
 
     def heartbeat(self, job_id: UUID, processing_token: UUID | None) -> bool:
@@ -309,7 +312,14 @@ class Queue:
         scheduled_for: datetime | None = None,
         dedup_key: str | None = None,
     ) -> UUID:
-        call = _add(user_id, job_type, metadata, priority, scheduled_for, dedup_key)
+        call = _add(
+            job_type,
+            metadata,
+            user_id=user_id,
+            priority=priority,
+            scheduled_for=scheduled_for,
+            dedup_key=dedup_key,
+        )
         return UUID(str(self._value(call)))
 
     def add_many(self, jobs: Sequence[NewJob]) -> list[UUID]:
@@ -423,7 +433,14 @@ class AsyncQueue:
         scheduled_for: datetime | None = None,
         dedup_key: str | None = None,
     ) -> UUID:
-        call = _add(user_id, job_type, metadata, priority, scheduled_for, dedup_key)
+        call = _add(
+            job_type,
+            metadata,
+            user_id=user_id,
+            priority=priority,
+            scheduled_for=scheduled_for,
+            dedup_key=dedup_key,
+        )
         return UUID(str(await self._value(call)))
 
     async def add_many(self, jobs: Sequence[NewJob]) -> list[UUID]:
@@ -442,7 +459,9 @@ class AsyncQueue:
     async def cancel_briefs_for_date(
         self, user_id: UUID, brief_date: str, exclude_job_id: UUID | None = None
     ) -> BriefCancellation:
-        rows = await self._rows(_cancel_briefs(user_id, brief_date, exclude_job_id), BriefCancellation)
+        rows = await self._rows(
+            _cancel_briefs(user_id, brief_date, exclude_job_id), BriefCancellation
+        )
         return rows[0]
 
     async def cancel(self, job_id: UUID, reason: str, allow_processing: bool = False) -> bool:
@@ -451,9 +470,7 @@ class AsyncQueue:
     async def stats(self) -> list[QueueStat]:
         return await self._rows(_STATS, QueueStat)
 
-    async def prune(
-        self, older_than: timedelta = timedelta(days=7), batch_size: int = 5000
-    ) -> int:
+    async def prune(self, older_than: timedelta = timedelta(days=7), batch_size: int = 5000) -> int:
         """See :meth:`Queue.prune`."""
         total = 0
         while True:

@@ -66,9 +66,15 @@ CASES: list[tuple[str, str, Attempt]] = [
     ),
     ("reset: batch 0", "p_batch_size", lambda q, j: q.reset_stalled(batch_size=0)),
     ("add: empty type", "p_job_type", lambda q, j: q.add("", {})),
-    ("add: array metadata", "p_metadata", lambda q, j: call_value(
-        q.conn, "add_queue_job", {"p_user_id": None, "p_job_type": "t", "p_metadata": Jsonb([1])}
-    )),
+    (
+        "add: array metadata",
+        "p_metadata",
+        lambda q, j: call_value(
+            q.conn,
+            "add_queue_job",
+            {"p_user_id": None, "p_job_type": "t", "p_metadata": Jsonb([1])},
+        ),
+    ),
     ("add: NULL metadata", "p_metadata", lambda q, j: q.add("t", None)),  # type: ignore[arg-type]
     ("add: NULL priority", "p_priority", lambda q, j: q.add("t", {}, priority=None)),  # type: ignore[arg-type]
     (
@@ -85,10 +91,22 @@ CASES: list[tuple[str, str, Attempt]] = [
     ("add_many: empty", "p_jobs", lambda q, j: q.add_many([])),
     ("add_many: too many", "p_jobs", lambda q, j: q.add_many([NewJob("t")] * 1001)),
     ("add_many: bad element", "p_jobs", lambda q, j: q.add_many([NewJob("t"), NewJob("")])),
-    ("add_many: metadata", "p_jobs", lambda q, j: _bulk(q.conn, [{"job_type": "t", "metadata": 1}])),
+    (
+        "add_many: metadata",
+        "p_jobs",
+        lambda q, j: _bulk(q.conn, [{"job_type": "t", "metadata": 1}]),
+    ),
     ("add_many: unknown key", "p_jobs", lambda q, j: _bulk(q.conn, [{"job_type": "t", "typo": 1}])),
-    ("add_many: bad uuid", "p_jobs", lambda q, j: _bulk(q.conn, [{"job_type": "t", "user_id": "x"}])),
-    ("add_many: bad time", "p_jobs", lambda q, j: _bulk(q.conn, [{"job_type": "t", "scheduled_for": "soon"}])),
+    (
+        "add_many: bad uuid",
+        "p_jobs",
+        lambda q, j: _bulk(q.conn, [{"job_type": "t", "user_id": "x"}]),
+    ),
+    (
+        "add_many: bad time",
+        "p_jobs",
+        lambda q, j: _bulk(q.conn, [{"job_type": "t", "scheduled_for": "soon"}]),
+    ),
     ("add_many: attempts", "p_jobs", lambda q, j: q.add_many([NewJob("t", max_attempts=0)])),
     ("cancel_jobs: NULL user", "p_user_id", lambda q, j: q.cancel_jobs(None, "t")),  # type: ignore[arg-type]
     ("cancel_jobs: empty type", "p_job_type", lambda q, j: q.cancel_jobs(USER, "")),
@@ -96,16 +114,41 @@ CASES: list[tuple[str, str, Attempt]] = [
         "cancel_jobs: array filter",
         "p_metadata_filter",
         lambda q, j: call_value(
-            q.conn, "cancel_jobs_atomic",
+            q.conn,
+            "cancel_jobs_atomic",
             {"p_user_id": USER, "p_job_type": "t", "p_metadata_filter": Jsonb([])},
         ),
     ),
-    ("cancel_jobs: unknown status", "p_allowed_statuses", lambda q, j: q.cancel_jobs(USER, "t", None, ["pendng"])),
-    ("cancel_jobs: finished status", "p_allowed_statuses", lambda q, j: q.cancel_jobs(USER, "t", None, ["completed"])),
-    ("cancel_jobs: no status", "p_allowed_statuses", lambda q, j: q.cancel_jobs(USER, "t", None, [])),
-    ("cancel_briefs: NULL user", "p_user_id", lambda q, j: q.cancel_briefs_for_date(None, "2025-01-01")),  # type: ignore[arg-type]
-    ("cancel_briefs: bad date", "p_brief_date", lambda q, j: q.cancel_briefs_for_date(USER, "2025-02-30")),
-    ("cancel_briefs: free text", "p_brief_date", lambda q, j: q.cancel_briefs_for_date(USER, "today")),
+    (
+        "cancel_jobs: unknown status",
+        "p_allowed_statuses",
+        lambda q, j: q.cancel_jobs(USER, "t", None, ["pendng"]),
+    ),
+    (
+        "cancel_jobs: finished status",
+        "p_allowed_statuses",
+        lambda q, j: q.cancel_jobs(USER, "t", None, ["completed"]),
+    ),
+    (
+        "cancel_jobs: no status",
+        "p_allowed_statuses",
+        lambda q, j: q.cancel_jobs(USER, "t", None, []),
+    ),
+    (
+        "cancel_briefs: NULL user",
+        "p_user_id",
+        lambda q, j: q.cancel_briefs_for_date(None, "2025-01-01"),  # type: ignore[arg-type]
+    ),
+    (
+        "cancel_briefs: bad date",
+        "p_brief_date",
+        lambda q, j: q.cancel_briefs_for_date(USER, "2025-02-30"),
+    ),
+    (
+        "cancel_briefs: free text",
+        "p_brief_date",
+        lambda q, j: q.cancel_briefs_for_date(USER, "today"),
+    ),
     ("cancel_one: NULL id", "p_job_id", lambda q, j: q.cancel(None, "x")),  # type: ignore[arg-type]
     ("cancel_one: empty reason", "p_reason", lambda q, j: q.cancel(j.id, "", True)),
     ("prune: zero age", "p_older_than", lambda q, j: q.prune(timedelta(0))),
@@ -121,7 +164,9 @@ def fingerprint(db: Conn) -> object:
     return row
 
 
-@pytest.mark.parametrize(("parameter", "attempt"), [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("parameter", "attempt"), [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_invalid_input_raises_22023_and_writes_nothing(
     service_db: Conn, db: Conn, parameter: str, attempt: Attempt
 ) -> None:

@@ -4,11 +4,20 @@
 -- like complete_queue_job, so a stale pair changes nothing and is absent from the
 -- result. One round trip and one commit for a whole claimed batch is what makes
 -- batch draining cheaper than job-at-a-time. Returns the ids completed.
+--
+-- Plan pinned: hot path, so plans are generic and cached (force_generic_plan), with
+-- sequential scans, hash and merge joins off: the cached plan is always a nested loop of
+-- primary-key lookups over the input arrays, whatever the statistics were when the
+-- session planned it.
 CREATE FUNCTION @schema@.complete_queue_jobs(p_job_ids uuid[], p_processing_tokens uuid[], p_results jsonb[] DEFAULT NULL)
 RETURNS uuid[]
 LANGUAGE plpgsql
 SECURITY INVOKER
 SET search_path = @schema@, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 AS $$
 DECLARE
   v_completed uuid[];

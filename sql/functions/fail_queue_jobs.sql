@@ -5,11 +5,20 @@
 -- and attempts < max_attempts goes back to `pending`, scheduled after
 -- queue_retry_delay(attempts) (exponential backoff with jitter, token cleared);
 -- otherwise it is `failed` for good (completed_at set). Returns the ids that changed.
+--
+-- Plan pinned: hot path, so plans are generic and cached (force_generic_plan), with
+-- sequential scans, hash and merge joins off: the cached plan is always a nested loop of
+-- primary-key lookups over the input arrays, whatever the statistics were when the
+-- session planned it.
 CREATE FUNCTION @schema@.fail_queue_jobs(p_job_ids uuid[], p_processing_tokens uuid[], p_error_messages text[], p_retry boolean DEFAULT true)
 RETURNS uuid[]
 LANGUAGE plpgsql
 SECURITY INVOKER
 SET search_path = @schema@, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 AS $$
 DECLARE
   v_changed uuid[];

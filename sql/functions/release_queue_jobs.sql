@@ -4,6 +4,11 @@
 -- `pending` at its original scheduled_for, token cleared, and the attempt the claim
 -- counted is given back (the job never ran). Fenced like complete_queue_jobs: a stale
 -- pair changes nothing. Returns the ids released.
+--
+-- Plan pinned: hot path, so plans are generic and cached (force_generic_plan), with
+-- sequential scans, hash and merge joins off: the cached plan is always a nested loop of
+-- primary-key lookups over the input arrays, whatever the statistics were when the
+-- session planned it.
 CREATE FUNCTION @schema@.release_queue_jobs(p_job_ids uuid[], p_processing_tokens uuid[])
 RETURNS uuid[]
 LANGUAGE plpgsql

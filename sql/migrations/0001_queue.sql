@@ -65,10 +65,15 @@ CREATE UNIQUE INDEX queue_jobs_dedup_key_live_idx ON queue_jobs (dedup_key)
   WHERE status IN ('pending', 'processing') AND dedup_key IS NOT NULL;
 
 -- Stalled-job rescue and user cancellations only look at live jobs; these stay small.
+-- Each predicate carries an IS NOT NULL that only its own queries imply (a strict
+-- comparison on that column): the by-id updates (`id = $1 AND status = 'processing'`)
+-- must never match a partial index they could scan end to end. Otherwise, after an
+-- ANALYZE taken while nothing was processing, a cached generic plan prefers that
+-- "empty" index to the primary key and every completion walks its dead entries.
 CREATE INDEX queue_jobs_processing_started_idx ON queue_jobs (started_at)
-  WHERE status = 'processing';
+  WHERE status = 'processing' AND started_at IS NOT NULL;
 CREATE INDEX queue_jobs_live_user_idx ON queue_jobs (user_id, job_type)
-  WHERE status IN ('pending', 'processing');
+  WHERE status IN ('pending', 'processing') AND user_id IS NOT NULL;
 
 -- One element of add_queue_jobs' input (jsonb_populate_recordset parses into it).
 CREATE TYPE queue_job_input AS (

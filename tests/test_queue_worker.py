@@ -1,0 +1,134 @@
+"""The worker loop against a real server: handlers, failures, wake-up, heartbeats, SIGTERM."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+
+from notify_sql.queue import ClaimedJob, JsonObject, NewJob, Queue
+from notify_sql.worker import Worker, WorkerStats
+
+Conn = psycopg.Connection[Any]
+
+
+@contextmanager
+def running(worker: Worker) -> Iterator[None]:
+    thread = threading.Thread(target=worker.run, kwargs={"install_signal_handler": False})
+    thread.start()
+    try:
+        yield
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+
+
+def status_counts(db: Conn) -> dict[str, int]:
+    rows = db.execute("SELECT status, count(*) FROM notify.queue_jobs GROUP BY 1").fetchall()
+    return dict(rows)
+
+
+def test_worker_completes_batches_and_fails_jobs_that_raise(dsn: str, db: Conn) -> None:
+    Queue(db).add_many([NewJob("t", {"n": n}) for n in range(23)])
+    seen = threading.Semaphore(0)
+
+    def handler(job: ClaimedJob) -> JsonObject:
+        seen.release()
+        if job.metadata["n"] == 3:
+            raise RuntimeError("boom")
+        return {"double": job.metadata["n"] * 2}
+
+    worker = Worker(dsn, ["t"], handler, batch_size=5, poll_interval=0.2)
+    with running(worker):
+        for _ in range(23):
+            assert seen.acquire(timeout=30)
+    assert (worker.stats.completed, worker.stats.failed) == (22, 1)
+    assert status_counts(db) == {"completed": 22, "pending": 1}
+    row = db.execute(
+        "SELECT error_message, result FROM notify.queue_jobs WHERE metadata->>'n' IN ('3', '4') "
+        "ORDER BY metadata->>'n'"
+    ).fetchall()
+    assert row == [("RuntimeError: boom", None), (None, {"double": 8})]
+
+
+def worker_is_idle(db: Conn) -> bool:
+    """The worker's connection has claimed (found nothing) and sits idle."""
+    row = db.execute(
+        "SELECT count(*) > 0 FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+        "AND state = 'idle' AND query LIKE %s",
+        ("%claim_pending_jobs%",),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+@pytest.mark.parametrize("listen", [True, False])
+def test_idle_worker_picks_up_new_jobs(dsn: str, db: Conn, listen: bool) -> None:
+    handled = threading.Event()
+    # With LISTEN the poll interval is far longer than the wait below, so only the
+    # notification can wake the worker; without it, polling alone must get there.
+    worker = Worker(
+        dsn, ["t"], lambda job: handled.set(), poll_interval=120 if listen else 0.2, listen=listen
+    )
+    with running(worker):
+        while not worker_is_idle(db):
+            threading.Event().wait(0.05)
+        Queue(db).add("t", {})
+        assert handled.wait(timeout=30)
+    assert worker.stats.completed == 1
+
+
+def test_worker_heartbeats_jobs_in_hand(dsn: str, db: Conn) -> None:
+    Queue(db).add("slow", {})
+
+    def handler(job: ClaimedJob) -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for _ in range(300):
+                beat = conn.execute(
+                    "SELECT heartbeat_at FROM notify.queue_jobs WHERE id = %s", (job.id,)
+                ).fetchone()
+                if beat and beat[0] is not None:
+                    return
+                threading.Event().wait(0.05)
+        raise AssertionError("no heartbeat while the job ran")
+
+    worker = Worker(dsn, ["slow"], handler, heartbeat_interval=0.1, poll_interval=0.2)
+    with running(worker):
+        while worker.stats.completed + worker.stats.failed == 0:
+            threading.Event().wait(0.05)
+    assert worker.stats.completed == 1
+
+
+def _run_until_sigterm(dsn: str, started: Any, proceed: Any, results: Any) -> None:
+    def handler(job: ClaimedJob) -> None:
+        started.set()
+        proceed.wait(30)
+
+    stats: WorkerStats = Worker(dsn, ["t"], handler, batch_size=3).run()
+    results.put((stats.completed, stats.released))
+
+
+def test_sigterm_finishes_the_job_in_hand_and_releases_the_rest(dsn: str, db: Conn) -> None:
+    Queue(db).add_many([NewJob("t") for _ in range(3)])
+    context = multiprocessing.get_context("fork")
+    started, proceed, results = context.Event(), context.Event(), context.Queue()
+    process = context.Process(target=_run_until_sigterm, args=(dsn, started, proceed, results))
+    process.start()
+    assert started.wait(30)
+    assert process.pid is not None
+    os.kill(process.pid, signal.SIGTERM)
+    proceed.set()
+    process.join(30)
+    assert process.exitcode == 0
+    assert results.get(timeout=5) == (1, 2)
+    rows = db.execute(
+        "SELECT status, attempts, processing_token IS NULL FROM notify.queue_jobs ORDER BY status"
+    ).fetchall()
+    assert rows == [("completed", 1, False), ("pending", 0, True), ("pending", 0, True)]
