@@ -1,0 +1,49 @@
+-- analytics_interval: the one parser for the analytics window arguments (p_interval).
+--
+-- Guarantees: returns an interval i such that now() - i is a representable instant
+-- strictly before now(); anything else (NULL, text that is not an interval, zero,
+-- negative, or so large that the window start overflows) raises 22023 with a message
+-- starting with the caller's parameter name. The text is cast, never spliced into a
+-- statement, and the cast's own errors (class 22: syntax, field overflow) are caught
+-- and re-raised as 22023 so callers see one error code for every bad window.
+CREATE FUNCTION @schema@.analytics_interval(p_value text, p_parameter text DEFAULT 'p_interval')
+RETURNS interval
+LANGUAGE plpgsql
+STABLE
+SECURITY INVOKER
+SET search_path = @schema@, pg_temp
+AS $$
+DECLARE
+  v_interval interval;
+  v_start timestamptz;
+BEGIN
+  IF p_value IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('%s: is required (a positive interval such as ''7 days'')', p_parameter);
+  END IF;
+  BEGIN
+    v_interval := p_value::interval;
+  EXCEPTION WHEN data_exception THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('%s: not an interval: %L', p_parameter, left(p_value, 100));
+  END;
+  BEGIN
+    v_start := now() - v_interval;
+  EXCEPTION WHEN data_exception THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('%s: too large: %L', p_parameter, left(p_value, 100));
+  END;
+  -- Compared as instants, not as interval values: interval comparison assumes 30-day
+  -- months, so '1 month -30 days' would pass it yet open an empty or future window.
+  IF v_start >= now() THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('%s: must be positive, got %L', p_parameter, left(p_value, 100));
+  END IF;
+  RETURN v_interval;
+END;
+$$;
+
+COMMENT ON FUNCTION @schema@.analytics_interval(text, text) IS
+  'Parses an analytics window: a positive interval whose start now() - i is representable; otherwise raises 22023 naming p_parameter.';
+
+GRANT EXECUTE ON FUNCTION @schema@.analytics_interval(text, text) TO service_role;

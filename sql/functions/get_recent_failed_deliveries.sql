@@ -1,0 +1,56 @@
+-- get_recent_failed_deliveries: the latest failures with their errors, for operators.
+--
+-- Guarantees: at most p_limit (1..1000) deliveries created within p_interval of now()
+-- whose status is failed or bounced, most recently failed first (failed_at, else
+-- updated_at), with the event type, the provider reference and last_error. Bounded by
+-- the window, read through (channel, created_at); no index on status is needed (one
+-- would make every status update non-HOT). Read-only; bad arguments raise 22023.
+CREATE FUNCTION @schema@.get_recent_failed_deliveries(
+  p_limit integer DEFAULT 50,
+  p_interval text DEFAULT '7 days'
+)
+RETURNS TABLE (
+  delivery_id uuid,
+  event_id uuid,
+  event_type text,
+  recipient_user_id uuid,
+  channel text,
+  status text,
+  attempts integer,
+  last_error text,
+  external_id text,
+  created_at timestamptz,
+  failed_at timestamptz,
+  updated_at timestamptz
+)
+LANGUAGE plpgsql
+STABLE
+SECURITY INVOKER
+SET search_path = @schema@, pg_temp
+SET plan_cache_mode = force_custom_plan
+AS $$
+#variable_conflict use_column
+DECLARE
+  v_since timestamptz := now() - analytics_interval(p_interval, 'p_interval');
+BEGIN
+  IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('p_limit: must be between 1 and 1000, got %s', coalesce(p_limit::text, 'NULL'));
+  END IF;
+  RETURN QUERY
+  SELECT d.id, d.event_id, e.event_type, d.recipient_user_id, d.channel, d.status,
+         d.attempts, d.last_error, d.external_id, d.created_at, d.failed_at, d.updated_at
+  FROM notification_deliveries d
+  LEFT JOIN notification_events e ON e.id = d.event_id
+  WHERE d.channel = ANY (ARRAY['email', 'sms', 'push', 'in_app'])  -- reach (channel, created_at)
+    AND d.created_at >= v_since
+    AND d.status IN ('failed', 'bounced')
+  ORDER BY coalesce(d.failed_at, d.updated_at) DESC, d.id
+  LIMIT p_limit;
+END;
+$$;
+
+COMMENT ON FUNCTION @schema@.get_recent_failed_deliveries(integer, text) IS
+  'Up to p_limit failed or bounced deliveries created within p_interval of now(), most recently failed first, with event type and last_error. Raises 22023 naming p_limit (1..1000) or p_interval when invalid.';
+
+GRANT EXECUTE ON FUNCTION @schema@.get_recent_failed_deliveries(integer, text) TO service_role;
