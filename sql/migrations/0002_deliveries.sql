@@ -136,8 +136,8 @@ CREATE TABLE sms_links (
 
 -- Every provider callback received (Twilio status, email event, SMS link click), in
 -- the transaction that applied it: what arrived, when, and whether it changed
--- anything. Append-only: rows are never updated (a trigger refuses it); deleting old
--- rows for retention is allowed.
+-- anything. Append-only: service_role may insert, read and delete (retention) but not
+-- update, so what was received can never be rewritten by the application.
 CREATE TABLE provider_callbacks (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   received_at timestamptz NOT NULL DEFAULT now(),
@@ -158,21 +158,6 @@ CREATE INDEX provider_callbacks_sms_message_id_idx
   ON provider_callbacks (sms_message_id) WHERE sms_message_id IS NOT NULL;
 CREATE INDEX provider_callbacks_correlation_id_idx
   ON provider_callbacks (correlation_id) WHERE correlation_id IS NOT NULL;
-
-CREATE FUNCTION provider_callbacks_refuse_update() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = @schema@, pg_temp
-AS $$
-BEGIN
-  RAISE EXCEPTION USING ERRCODE = '55000',
-    MESSAGE = 'provider_callbacks is append-only: rows cannot be updated';
-END;
-$$;
-REVOKE ALL ON FUNCTION provider_callbacks_refuse_update() FROM PUBLIC;
-COMMENT ON FUNCTION provider_callbacks_refuse_update() IS 'Trigger function keeping provider_callbacks append-only: any UPDATE raises 55000.';
-CREATE TRIGGER provider_callbacks_append_only
-  BEFORE UPDATE ON provider_callbacks
-  FOR EACH STATEMENT EXECUTE FUNCTION provider_callbacks_refuse_update();
 
 -- The trace log: one correlation id follows an event through its deliveries, their
 -- queue jobs (metadata->>'correlation_id') and provider callbacks.
@@ -224,7 +209,8 @@ CREATE POLICY service_role_all ON sms_links FOR ALL TO service_role USING (true)
 
 ALTER TABLE provider_callbacks ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON provider_callbacks FROM PUBLIC, anon, authenticated;
-GRANT SELECT, INSERT, UPDATE, DELETE ON provider_callbacks TO service_role;
+-- No UPDATE: the callback log is append-only.
+GRANT SELECT, INSERT, DELETE ON provider_callbacks TO service_role;
 CREATE POLICY service_role_all ON provider_callbacks FOR ALL TO service_role USING (true) WITH CHECK (true);
 
 ALTER TABLE notification_logs ENABLE ROW LEVEL SECURITY;
