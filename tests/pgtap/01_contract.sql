@@ -59,7 +59,17 @@ INSERT INTO contract VALUES
    'text'),
   ('emit_notification_event', '{text,jsonb,uuid,uuid,text[],text,text}',
    'p_event_type text, p_payload jsonb, p_target_user_id uuid DEFAULT NULL::uuid, p_actor_user_id uuid DEFAULT NULL::uuid, p_channels text[] DEFAULT NULL::text[], p_event_source text DEFAULT ''api''::text, p_correlation_id text DEFAULT NULL::text',
-   'uuid');
+   'uuid'),
+  -- Analytics
+  ('get_notification_channel_performance', '{text}',
+   'p_interval text DEFAULT ''7 days''::text',
+   'TABLE(channel text, total_sent bigint, sent bigint, delivered bigint, opened bigint, clicked bigint, failed bigint, success_rate numeric, delivery_rate numeric, open_rate numeric, click_rate numeric, avg_delivery_time_ms numeric)'),
+  ('get_notification_event_performance', '{text}',
+   'p_interval text DEFAULT ''30 days''::text',
+   'TABLE(event_type text, total_events bigint, total_deliveries bigint, unique_subscribers bigint, avg_delivery_time_seconds numeric, open_rate numeric, click_rate numeric)'),
+  ('get_sms_notification_stats', '{text}',
+   'p_interval text DEFAULT ''24 hours''::text',
+   'TABLE(total_users_with_phone bigint, users_phone_verified bigint, users_sms_enabled bigint, users_opted_out bigint, phone_verification_rate numeric, sms_adoption_rate numeric, opt_out_rate numeric, total_sms_sent_24h bigint, sms_delivery_rate_24h numeric, avg_sms_delivery_time_seconds numeric)');
 
 CREATE TEMP VIEW contract_function AS
   SELECT c.*, to_regprocedure(format('notify.%I(%s)', c.name, array_to_string(c.arg_types, ','))) AS oid
