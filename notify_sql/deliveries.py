@@ -115,6 +115,17 @@ def _apply_args(
     return args
 
 
+def _opt_out_args(
+    user_id: UUID, channel: str, reason: str | None, phone_number: str | None
+) -> dict[str, object]:
+    return {
+        "p_user_id": user_id,
+        "p_channel": channel,
+        "p_reason": reason,
+        "p_phone_number": phone_number,
+    }
+
+
 def _link_args(delivery_id: UUID, url: str) -> dict[str, object]:
     return {"p_delivery_id": delivery_id, "p_url": url}
 
@@ -242,6 +253,17 @@ class Deliveries:
         event_id: UUID = call_value(self.conn, "emit_notification_event", args, self.schema)
         return event_id
 
+    def opt_out_user_channel(
+        self,
+        user_id: UUID,
+        channel: Channel,
+        reason: str | None = None,
+        phone_number: str | None = None,
+    ) -> bool:
+        """Opts a user out of a channel (idempotent); True when this call did it."""
+        args = _opt_out_args(user_id, channel, reason, phone_number)
+        return bool(call_value(self.conn, "opt_out_user_channel", args, self.schema))
+
     def get_notification_trace(self, correlation_id: str) -> list[TraceEntry]:
         """Event, deliveries, jobs, callbacks and logs of one correlation id, in time order."""
         args = {"p_correlation_id": correlation_id}
@@ -337,6 +359,16 @@ class AsyncDeliveries:
         )
         event_id: UUID = await acall_value(self.conn, "emit_notification_event", args, self.schema)
         return event_id
+
+    async def opt_out_user_channel(
+        self,
+        user_id: UUID,
+        channel: Channel,
+        reason: str | None = None,
+        phone_number: str | None = None,
+    ) -> bool:
+        args = _opt_out_args(user_id, channel, reason, phone_number)
+        return bool(await acall_value(self.conn, "opt_out_user_channel", args, self.schema))
 
     async def get_notification_trace(self, correlation_id: str) -> list[TraceEntry]:
         args = {"p_correlation_id": correlation_id}

@@ -151,6 +151,25 @@ def test_a_stop_reply_stops_future_sms(
     assert channels_of(service_db, second) == ["email", "in_app", "push"]
 
 
+def test_opting_out_is_idempotent_and_keeps_the_first_reason(
+    service_db: psycopg.Connection[Any], deliveries: Deliveries
+) -> None:
+    user_id = uuid4()
+    assert deliveries.opt_out_user_channel(user_id, "push", "unsubscribe link")
+    assert not deliveries.opt_out_user_channel(user_id, "push", "again")
+    assert one(
+        service_db,
+        "SELECT opted_out, opt_out_reason FROM notify.notification_preferences "
+        "WHERE user_id = %s AND channel = 'push'",
+        user_id,
+    ) == (True, "unsubscribe link")
+    event_id = deliveries.emit_notification_event("x", {}, target_user_id=user_id)
+    assert channels_of(service_db, event_id) == ["email", "in_app", "sms"]
+    with pytest.raises(InvalidArgument) as raised:
+        deliveries.opt_out_user_channel(user_id, "fax")  # type: ignore[arg-type]
+    assert raised.value.parameter == "p_channel"
+
+
 def test_p_channels_restricts(service_db: psycopg.Connection[Any], deliveries: Deliveries) -> None:
     user_id = uuid4()
     set_preference(service_db, user_id, "push", enabled=False)
