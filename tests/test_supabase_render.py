@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,10 +37,21 @@ def psql(pg_server: ThrowawayPostgres) -> Path:
     return pg_server.bindir / "psql"
 
 
-def create_history_table(dsn: str) -> None:
+def make_supabase_like(dsn: str) -> None:
+    """The CLI's history table, and Supabase's default privileges: every new function in
+    public executable by anon and authenticated (here also for the owner role, so the
+    files must revoke what they did not declare)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA supabase_migrations")
         conn.execute(f"CREATE TABLE {HISTORY} (version text PRIMARY KEY, name text NOT NULL)")
+        for role in ("anon", "authenticated", "service_role", OWNER_ROLE):
+            with suppress(psycopg.errors.DuplicateObject):  # roles are server-wide
+                conn.execute(f"CREATE ROLE {role} NOLOGIN")
+        for creator in ("postgres", OWNER_ROLE):
+            conn.execute(
+                f"ALTER DEFAULT PRIVILEGES FOR ROLE {creator} IN SCHEMA public"
+                " GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role"
+            )
 
 
 def push(psql: Path, dsn: str, files: list[Path], mode: str) -> None:
@@ -95,7 +107,7 @@ def test_rendered_files_install_everything_owned_by_the_owner_role(
         "functions",
     ]
 
-    create_history_table(empty_dsn)
+    make_supabase_like(empty_dsn)
     push(psql, empty_dsn, files, mode)
     assert history(empty_dsn) == names
     assert_converged(empty_dsn)
@@ -133,7 +145,7 @@ def test_upgrade_appends_new_files_only_and_converges(
     root = tmp_path / "sql"
     shutil.copytree(sql_root(), root)
     folder = tmp_path / "supabase" / "migrations"
-    create_history_table(empty_dsn)
+    make_supabase_like(empty_dsn)
     first = render_supabase(folder, SCHEMA, root)
     push(psql, empty_dsn, first, mode)
 
