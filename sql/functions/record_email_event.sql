@@ -11,8 +11,8 @@
 -- * a bounce after `delivered` is applied (bounced ranks above delivered), but not
 --   after an open or click (they rank above bounced).
 -- Unknown tracking id: returns false (still logged, as changing nothing), no error.
--- Bad input (NULL or empty tracking id, unknown event, NULL time, a p_url that is not
--- http(s)) raises 22023 before anything is written.
+-- Bad input (NULL or empty tracking id, unknown event, NULL or infinite time, a p_url
+-- that is not http(s)) raises 22023 before anything is written.
 CREATE FUNCTION @schema@.record_email_event(
   p_tracking_id text,
   p_event text,

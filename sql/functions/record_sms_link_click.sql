@@ -6,7 +6,8 @@
 -- apply_delivery_status with status `clicked`: first click time kept, a click also
 -- sets opened_at (and delivered_at, sent_at) when missing, click_count + 1, and the
 -- status never moves down. Unknown short code: NULL (logged as changing nothing), no
--- error. A NULL code or time raises 22023 before anything is written.
+-- error. A NULL code or a NULL or infinite time raises 22023 before anything is
+-- written.
 CREATE FUNCTION @schema@.record_sms_link_click(
   p_short_code text,
   p_occurred_at timestamptz DEFAULT now()
@@ -50,6 +51,6 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION @schema@.record_sms_link_click(text, timestamptz) IS 'Counts a click on an SMS short link, marks its delivery clicked (and opened) without ever moving it down, logs it, and returns the target URL; NULL for an unknown code. Raises 22023 on a NULL code or time.';
+COMMENT ON FUNCTION @schema@.record_sms_link_click(text, timestamptz) IS 'Counts a click on an SMS short link, marks its delivery clicked (and opened) without ever moving it down, logs it, and returns the target URL; NULL for an unknown code. Raises 22023 on a NULL code or a NULL or infinite time.';
 
 GRANT EXECUTE ON FUNCTION @schema@.record_sms_link_click(text, timestamptz) TO service_role;
