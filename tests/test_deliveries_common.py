@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
+
+from notify_sql.deliveries import Deliveries
 
 # Every table a delivery-tracking RPC may write, the queue included.
 WRITTEN_TABLES = (
@@ -113,3 +117,27 @@ def one(conn: psycopg.Connection[Any], query: str, *params: object) -> tuple[Any
     row = conn.execute(query, params).fetchone()
     assert row is not None
     return tuple(row)
+
+
+def run_concurrently(dsn: str, jobs: list[Callable[[Deliveries], None]]) -> None:
+    """Runs each job in its own thread on its own service_role connection, all
+    released at once; re-raises the first failure."""
+    start = threading.Barrier(len(jobs))
+    failures: list[BaseException] = []
+
+    def run(job: Callable[[Deliveries], None]) -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("SET ROLE service_role")
+                start.wait()
+                job(Deliveries(conn))
+        except BaseException as error:  # reported by the main thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
-import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,7 +14,16 @@ import pytest
 
 from notify_sql.deliveries import AsyncDeliveries, Deliveries
 from notify_sql.errors import InvalidArgument
-from tests.test_deliveries_common import make_delivery, one, snapshot
+from tests.test_deliveries_common import (
+    DELIVERY_RANKING,
+    TWILIO_RANKING,
+    TWILIO_TO_DELIVERY,
+    make_delivery,
+    make_sms,
+    one,
+    run_concurrently,
+    snapshot,
+)
 
 URL = "https://example.com/tasks/42?utm_source=sms"
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -100,27 +110,54 @@ def test_concurrent_clicks_are_all_counted(
 ) -> None:
     code = deliveries.create_sms_link(delivery_id, URL)
     threads, clicks = 8, 25
-    start = threading.Barrier(threads)
-    failures: list[BaseException] = []
 
-    def click() -> None:
-        try:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("SET ROLE service_role")
-                start.wait()
-                for _ in range(clicks):
-                    Deliveries(conn).record_sms_link_click(code)
-        except BaseException as error:  # reported by the main thread
-            failures.append(error)
+    def click(worker: Deliveries) -> None:
+        for _ in range(clicks):
+            worker.record_sms_link_click(code)
 
-    workers = [threading.Thread(target=click) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert failures == []
+    run_concurrently(dsn, [click] * threads)
     assert delivery_state(service_db, delivery_id)[3] == threads * clicks
     assert one(service_db, "SELECT click_count FROM notify.sms_links") == (threads * clicks,)
+
+
+def test_clicks_and_twilio_callbacks_interleave_without_deadlock_or_lost_update(
+    dsn: str, service_db: psycopg.Connection[Any], deliveries: Deliveries
+) -> None:
+    """Link clicks lock link then delivery, Twilio callbacks SMS then delivery: mixed
+    streams on the same deliveries neither deadlock nor lose a click or a status."""
+    targets = []
+    for _ in range(6):
+        delivery_id = make_delivery(service_db, "sms")[0]
+        targets.append((delivery_id, make_sms(service_db, delivery_id),
+                        deliveries.create_sms_link(delivery_id, URL)))  # fmt: skip
+    rng = random.Random(7)
+    statuses = {sms: [rng.choice(TWILIO_RANKING) for _ in range(12)] for _, sms, _ in targets}
+
+    def callbacks(stream: int) -> Callable[[Deliveries], None]:
+        def job(worker: Deliveries) -> None:
+            for _, sms, code in targets:
+                for status in statuses[sms][stream::4]:
+                    worker.update_sms_status_atomic(
+                        message_id=sms, twilio_sid=None, twilio_status=status
+                    )
+                    worker.record_sms_link_click(code)
+
+        return job
+
+    run_concurrently(dsn, [callbacks(stream) for stream in range(4)] * 2)
+    for delivery_id, sms, _ in targets:
+        top = max(statuses[sms], key=TWILIO_RANKING.index)
+        status, clicks = one(
+            service_db,
+            "SELECT status, click_count FROM notify.notification_deliveries WHERE id = %s",
+            delivery_id,
+        )
+        assert status == "clicked"
+        assert clicks == 2 * len(statuses[sms])
+        assert one(
+            service_db, "SELECT twilio_status, status FROM notify.sms_messages WHERE id = %s", sms
+        ) == (top, TWILIO_TO_DELIVERY[top])
+        assert DELIVERY_RANKING.index(status) >= DELIVERY_RANKING.index(TWILIO_TO_DELIVERY[top])
 
 
 @pytest.mark.parametrize(

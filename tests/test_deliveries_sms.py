@@ -4,7 +4,7 @@ together, monotonically, idempotently, whatever their order or concurrency."""
 from __future__ import annotations
 
 import random
-import threading
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -22,6 +22,7 @@ from tests.test_deliveries_common import (
     make_delivery,
     make_sms,
     one,
+    run_concurrently,
     snapshot,
 )
 
@@ -344,28 +345,17 @@ def test_concurrent_callback_streams_lose_no_update(
         plan = [(m, rng.choice(TWILIO_RANKING)) for m in messages for _ in range(per_message)]
         rng.shuffle(plan)
         plans.append(plan)
-    start = threading.Barrier(streams)
-    failures: list[BaseException] = []
 
-    def run(plan: list[tuple[UUID, str]]) -> None:
-        try:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("SET ROLE service_role")
-                worker = Deliveries(conn)
-                start.wait()
-                for message_id, status in plan:
-                    worker.update_sms_status_atomic(
-                        message_id=message_id, twilio_sid=None, twilio_status=status
-                    )
-        except BaseException as error:  # reported by the main thread
-            failures.append(error)
+    def stream(plan: list[tuple[UUID, str]]) -> Callable[[Deliveries], None]:
+        def job(worker: Deliveries) -> None:
+            for message_id, status in plan:
+                worker.update_sms_status_atomic(
+                    message_id=message_id, twilio_sid=None, twilio_status=status
+                )
 
-    threads = [threading.Thread(target=run, args=(plan,)) for plan in plans]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+        return job
+
+    run_concurrently(dsn, [stream(plan) for plan in plans])
     for message_id in messages:
         received = [status for plan in plans for m, status in plan if m == message_id]
         assert_final_state(service_db, message_id, received)
