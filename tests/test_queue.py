@@ -148,7 +148,9 @@ def test_retry_backs_off_exponentially_until_max_attempts(queue: Queue, db: Conn
 def test_retry_delay_is_capped_and_jittered(service_db: Conn) -> None:
     delays = [
         row[0].total_seconds()
-        for row in service_db.execute("SELECT notify.queue_retry_delay(30) FROM generate_series(1, 50)")
+        for row in service_db.execute(
+            "SELECT notify.queue_retry_delay(30) FROM generate_series(1, 50)"
+        )
     ]
     assert all(1800 <= d < 3600 for d in delays)
     assert len(set(delays)) > 1
@@ -164,9 +166,7 @@ def test_fail_without_retry_is_final(queue: Queue, db: Conn) -> None:
 def test_batch_complete_and_fail_fence_each_job(queue: Queue, db: Conn) -> None:
     queue.add_many([NewJob("t") for _ in range(4)])
     a, b, c, d = queue.claim(["t"], 4)
-    completed = queue.complete_many(
-        [a.id, b.id], [a.processing_token, uuid4()], [{"n": 1}, None]
-    )
+    completed = queue.complete_many([a.id, b.id], [a.processing_token, uuid4()], [{"n": 1}, None])
     assert completed == [a.id]
     assert job_row(db, a.id)["result"] == {"n": 1}
     failed = queue.fail_many([b.id, c.id], [b.processing_token, uuid4()], ["x", "y"], retry=False)
@@ -274,7 +274,9 @@ def test_stats_and_prune(queue: Queue, db: Conn) -> None:
     assert db.execute("SELECT count(*) FROM notify.queue_jobs").fetchone() == (2,)
 
 
-def test_notify_wakes_listeners_on_due_enqueue_only(queue: Queue, service_db: Conn, dsn: str) -> None:
+def test_notify_wakes_listeners_on_due_enqueue_only(
+    queue: Queue, service_db: Conn, dsn: str
+) -> None:
     with psycopg.connect(dsn, autocommit=True) as listener:
         listener.execute(f'LISTEN "{queue.channel}"')
         queue.add("email", {})

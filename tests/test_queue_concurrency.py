@@ -73,13 +73,22 @@ def test_twenty_concurrent_adds_with_one_key_return_one_id(dsn: str, db: Conn) -
     assert db.execute("SELECT count(*) FROM notify.queue_jobs").fetchone() == (1,)
 
 
-def test_concurrent_bulk_adds_agree_on_every_key(dsn: str, db: Conn) -> None:
-    def add(queue: Queue) -> list[UUID]:
-        return queue.add_many([NewJob("t", dedup_key=f"k{n % 7}") for n in range(30)])
+def test_concurrent_bulk_adds_agree_on_every_key_without_deadlock(dsn: str, db: Conn) -> None:
+    keys = [f"k{n % 500}" for n in range(1000)]
+    turn = iter(range(6))
 
-    results = concurrently(10, dsn, add)
+    def add(queue: Queue) -> dict[str, UUID]:
+        # Half the batches list the keys in the opposite order: without a canonical
+        # insert order, two such batches meet in the middle and deadlock on each
+        # other's uncommitted rows.
+        ordered = keys if next(turn) % 2 else keys[::-1]
+        ids = queue.add_many([NewJob("t", dedup_key=key) for key in ordered])
+        assert all(ids[i] == ids[ordered.index(key)] for i, key in enumerate(ordered))
+        return dict(zip(ordered, ids, strict=True))
+
+    results = concurrently(6, dsn, add)
     assert all(result == results[0] for result in results)
-    assert db.execute("SELECT count(*) FROM notify.queue_jobs").fetchone() == (7,)
+    assert db.execute("SELECT count(*) FROM notify.queue_jobs").fetchone() == (500,)
 
 
 def wait_for_lock_waiters(db: Conn, count: int) -> None:

@@ -38,20 +38,20 @@ BEGIN
     ON CONFLICT (dedup_key) WHERE status IN ('pending', 'processing') AND dedup_key IS NOT NULL
     DO NOTHING
     RETURNING id INTO v_id;
-    IF v_id IS NOT NULL THEN
-      IF p_scheduled_for <= now() THEN
-        PERFORM queue_wake_workers(ARRAY[p_job_type]);
-      END IF;
-      RETURN v_id;
-    END IF;
+    EXIT WHEN v_id IS NOT NULL;
 
     SELECT j.id INTO v_id
     FROM queue_jobs j
     WHERE j.dedup_key = p_dedup_key AND j.status IN ('pending', 'processing');
     IF v_id IS NOT NULL THEN
-      RETURN v_id;
+      RETURN v_id;  -- the live job holding the key: already announced when it was added
     END IF;
   END LOOP;
+
+  IF p_scheduled_for <= now() THEN
+    PERFORM queue_wake_workers(ARRAY[p_job_type]);
+  END IF;
+  RETURN v_id;
 END;
 $$;
 

@@ -1,17 +1,19 @@
--- add_queue_jobs: enqueues many jobs in one statement, deduplicated like add_queue_job.
+-- add_queue_jobs: enqueues many jobs with one set-based INSERT, deduplicated like add_queue_job.
 --
 -- p_jobs is a JSON array (at most 1000) of objects with the keys job_type (required),
 -- metadata (object, default {}), user_id, priority (default 10), scheduled_for (default
 -- now), dedup_key, max_attempts (default 3). Returns one id per element, in input order.
 -- All elements are validated before anything is written (22023 names the element).
 --
--- Dedup: one set-based INSERT ... ON CONFLICT DO NOTHING over the partial unique index
--- (the first element with a key wins within the batch; ON CONFLICT waits for concurrent
--- inserters of the same key). The ids were generated beforehand, so an element whose
+-- Dedup: one INSERT ... ON CONFLICT DO NOTHING over the partial unique index (the first
+-- element with a key wins within the batch; ON CONFLICT waits for concurrent inserters
+-- of the same key). Rows go in sorted by dedup key, so two batches sharing keys take
+-- them in the same order and cannot deadlock on each other. The ids were generated beforehand, so an element whose
 -- id is absent afterwards yielded to a conflict and resolves to the live job holding
 -- its key. An element whose live job vanished in between (finished, or its inserter
 -- aborted) is inserted again on the next pass; each pass resolves at least the keys
--- that conflicted with a committed live job, so the loop ends.
+-- that conflicted with a committed live job, so the loop ends. Wakes idle workers
+-- once per distinct due job type (queue_wake_workers).
 CREATE FUNCTION @schema@.add_queue_jobs(p_jobs jsonb)
 RETURNS uuid[]
 LANGUAGE plpgsql
@@ -86,7 +88,7 @@ BEGIN
     SELECT v_new_ids[j.ord], j.user_id, j.job_type, j.metadata, j.priority, j.scheduled_for, j.dedup_key, j.max_attempts
     FROM unnest(v_jobs) WITH ORDINALITY AS j(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, ord)
     WHERE v_ids[j.ord] IS NULL
-    ORDER BY j.ord
+    ORDER BY j.dedup_key, j.ord
     ON CONFLICT (dedup_key) WHERE status IN ('pending', 'processing') AND dedup_key IS NOT NULL
     DO NOTHING;
 
