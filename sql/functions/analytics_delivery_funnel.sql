@@ -20,6 +20,11 @@
 -- every bucket of the window and every channel appear, with zero counts when empty.
 -- p_channel restricts the rows read to one channel.
 --
+-- Averages are exact: each duration becomes whole microseconds (the float epoch of an
+-- interval is within 1e-6 us of the true value for any duration under a century, so
+-- rounding recovers it exactly), summed in integers, divided once per group. That is
+-- several times cheaper per row than numeric extract(epoch ...).
+--
 -- Speed: rows are found through (channel, created_at) with one range per channel;
 -- the plan depends on the window length, so it is always planned with the actual
 -- values (plan_cache_mode = force_custom_plan) rather than a generic plan that guesses.
@@ -91,10 +96,10 @@ BEGIN
            count(*) FILTER (WHERE d.status IN ('sent', 'delivered', 'opened', 'clicked')
                               AND d.clicked_at IS NOT NULL) AS clicked,
            count(*) FILTER (WHERE d.status IN ('failed', 'bounced')) AS failed,
-           avg(extract(epoch FROM d.sent_at - d.created_at) * 1000)
-             FILTER (WHERE d.sent_at IS NOT NULL) AS delivery_ms,
-           avg(extract(epoch FROM d.delivered_at - d.created_at))
-             FILTER (WHERE d.delivered_at IS NOT NULL) AS delivered_seconds
+           avg(round(date_part('epoch', d.sent_at - d.created_at) * 1e6)::bigint)
+             FILTER (WHERE d.sent_at IS NOT NULL) AS sent_us,
+           avg(round(date_part('epoch', d.delivered_at - d.created_at) * 1e6)::bigint)
+             FILTER (WHERE d.delivered_at IS NOT NULL) AS delivered_us
     FROM notification_deliveries d
     WHERE d.channel = ANY (v_channels)
       AND d.created_at >= p_since
@@ -122,8 +127,8 @@ BEGIN
            coalesce(n.opened, 0) AS opened,
            coalesce(n.clicked, 0) AS clicked,
            coalesce(n.failed, 0) AS failed,
-           n.delivery_ms,
-           n.delivered_seconds
+           n.sent_us,
+           n.delivered_us
     FROM grid g
     FULL JOIN counted n
       ON n.bucket = g.bucket AND coalesce(n.channel, '') = coalesce(g.channel, '')
@@ -133,8 +138,8 @@ BEGIN
          round(100.0 * f.delivered / nullif(f.sent, 0), 2),
          round(100.0 * f.opened / nullif(f.sent, 0), 2),
          round(100.0 * f.clicked / nullif(f.opened, 0), 2),
-         round(f.delivery_ms, 2),
-         round(f.delivered_seconds, 2)
+         round(f.sent_us / 1000, 2),
+         round(f.delivered_us / 1000000, 2)
   FROM filled f
   ORDER BY f.bucket, f.channel;
 END;

@@ -49,8 +49,9 @@ BEGIN
                               AND (d.opened_at IS NOT NULL OR d.clicked_at IS NOT NULL)) AS opened,
            count(*) FILTER (WHERE d.status IN ('sent', 'delivered', 'opened', 'clicked')
                               AND d.clicked_at IS NOT NULL) AS clicked,
-           sum(extract(epoch FROM d.sent_at - d.created_at))
-             FILTER (WHERE d.sent_at IS NOT NULL) AS sent_seconds,
+           -- Whole microseconds, summed exactly in integers (see analytics_delivery_funnel).
+           sum(round(date_part('epoch', d.sent_at - d.created_at) * 1e6)::bigint)
+             FILTER (WHERE d.sent_at IS NOT NULL) AS sent_us,
            count(*) FILTER (WHERE d.sent_at IS NOT NULL) AS with_sent_at
     FROM notification_deliveries d
     JOIN notification_events e ON e.id = d.event_id
@@ -66,7 +67,7 @@ BEGIN
            sum(r.sent) AS sent,
            sum(r.opened) AS opened,
            sum(r.clicked) AS clicked,
-           sum(r.sent_seconds) / nullif(sum(r.with_sent_at), 0) AS avg_sent_seconds
+           sum(r.sent_us) / nullif(sum(r.with_sent_at), 0) / 1000000 AS avg_sent_seconds
     FROM per_recipient r
     GROUP BY r.event_type
   )

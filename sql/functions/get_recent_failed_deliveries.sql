@@ -38,15 +38,18 @@ BEGIN
       MESSAGE = format('p_limit: must be between 1 and 1000, got %s', coalesce(p_limit::text, 'NULL'));
   END IF;
   RETURN QUERY
+  -- Limit first, then look up the event types of the p_limit rows kept.
   SELECT d.id, d.event_id, e.event_type, d.recipient_user_id, d.channel, d.status,
          d.attempts, d.last_error, d.external_id, d.created_at, d.failed_at, d.updated_at
-  FROM notification_deliveries d
+  FROM (SELECT f.*
+        FROM notification_deliveries f
+        WHERE f.channel = ANY (ARRAY['email', 'sms', 'push', 'in_app'])  -- reach (channel, created_at)
+          AND f.created_at >= v_since
+          AND f.status IN ('failed', 'bounced')
+        ORDER BY coalesce(f.failed_at, f.updated_at) DESC, f.id
+        LIMIT p_limit) AS d
   LEFT JOIN notification_events e ON e.id = d.event_id
-  WHERE d.channel = ANY (ARRAY['email', 'sms', 'push', 'in_app'])  -- reach (channel, created_at)
-    AND d.created_at >= v_since
-    AND d.status IN ('failed', 'bounced')
-  ORDER BY coalesce(d.failed_at, d.updated_at) DESC, d.id
-  LIMIT p_limit;
+  ORDER BY coalesce(d.failed_at, d.updated_at) DESC, d.id;
 END;
 $$;
 
