@@ -1,25 +1,156 @@
-"""``notify-sql demo``: an end-to-end scenario on a throwaway or given database."""
+"""``notify-sql demo``: an end-to-end scenario on a throwaway or given database.
+
+One event fans out to deliveries and queue jobs; a worker claims and "sends" them;
+provider callbacks arrive late, twice and out of order; a stalled worker is fenced
+out; analytics count the result. Everything goes through the same typed wrappers an
+app would use. In a throwaway database the calls are made as ``service_role``.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
+import psycopg
+
+from notify_sql.analytics import Analytics
+from notify_sql.deliveries import Deliveries
 from notify_sql.migrator import migrate
+from notify_sql.queue import Queue
 from notify_sql.throwaway import throwaway_postgres
 
 Echo = Callable[[str], None]
+SEND_JOB = "send_notification"
 
 
-def _scenario(dsn: str, schema: str, echo: Echo) -> None:
+def _setup_recipient(conn: psycopg.Connection[Any], user: uuid.UUID) -> None:
+    conn.execute(
+        "INSERT INTO notification_preferences (user_id, channel, enabled, phone_number, "
+        "phone_verified) VALUES (%s, 'sms', true, '+15550100', true), "
+        "(%s, 'push', false, NULL, false)",
+        (user, user),
+    )
+
+
+def _send(conn: psycopg.Connection[Any], deliveries: Deliveries, job_metadata: Any) -> str:
+    """What a real worker would hand to a provider; here the provider is imaginary."""
+    delivery_id = uuid.UUID(job_metadata["delivery_id"])
+    row = conn.execute(
+        "SELECT channel, recipient_user_id FROM notification_deliveries WHERE id = %s",
+        (delivery_id,),
+    ).fetchone()
+    assert row is not None
+    channel, user = row
+    if channel == "sms":
+        conn.execute(
+            "INSERT INTO sms_messages (user_id, phone_number, message_content, "
+            "notification_delivery_id, twilio_sid) VALUES (%s, '+15550100', 'Hi!', %s, 'SM-demo')",
+            (user, delivery_id),
+        )
+    deliveries.apply_delivery_status(delivery_id, "sent")
+    return str(channel)
+
+
+def _percent(rate: object) -> str:
+    return "n/a" if rate is None else f"{rate}%"
+
+
+def _scenario(dsn: str, schema: str, echo: Echo, as_service_role: bool) -> None:
     steps = migrate(dsn, schema)
-    echo(f"installed into schema {schema}: {len(steps)} steps")
+    echo(f"1. installed into schema {schema}: {len(steps)} steps applied")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("SET search_path = {}").format(psycopg.sql.Identifier(schema)))
+        if as_service_role:
+            conn.execute("SET ROLE service_role")
+        queue, deliveries, analytics = (
+            Queue(conn, schema),
+            Deliveries(conn, schema),
+            Analytics(conn, schema),
+        )
+        user = uuid.uuid4()
+        _setup_recipient(conn, user)
+
+        event_id = deliveries.emit_notification_event(
+            event_type="comment.created", payload={"text": "Nice work"}, target_user_id=user
+        )
+        jobs = conn.execute(
+            "SELECT count(*) FROM queue_jobs WHERE job_type = %s AND status = 'pending'",
+            (SEND_JOB,),
+        ).fetchone()
+        echo(
+            f"2. emitted event {event_id}: push is disabled for this user, so "
+            f"3 deliveries and {jobs[0] if jobs else 0} {SEND_JOB} jobs, one transaction"
+        )
+
+        claimed = queue.claim([SEND_JOB], batch_size=10)
+        channels = [_send(conn, deliveries, job.metadata) for job in claimed]
+        done = queue.complete_many([j.id for j in claimed], [j.processing_token for j in claimed])
+        echo(
+            f"3. a worker claimed {len(claimed)} jobs ({', '.join(sorted(channels))}), "
+            f"sent them and completed {len(done)} in one call"
+        )
+
+        for status in ("delivered", "sent", "delivered", "read"):
+            result = deliveries.update_sms_status_atomic(
+                message_id=None, twilio_sid="SM-demo", twilio_status=status
+            )
+            echo(
+                f"4. Twilio says {status!r:12} -> SMS changed: {result.updated_sms!s:5} "
+                f"delivery changed: {result.updated_delivery}"
+            )
+
+        tracking_id = conn.execute(
+            "SELECT tracking_id FROM notification_deliveries "
+            "WHERE event_id = %s AND channel = 'email'",
+            (event_id,),
+        ).fetchone()
+        assert tracking_id is not None
+        for event in ("delivered", "open", "click", "bounce"):
+            changed = deliveries.record_email_event(tracking_id[0], event)
+            echo(f"5. email provider says {event!r:11} -> applied: {changed}")
+
+        sms_delivery = conn.execute(
+            "SELECT id FROM notification_deliveries WHERE event_id = %s AND channel = 'sms'",
+            (event_id,),
+        ).fetchone()
+        assert sms_delivery is not None
+        code = deliveries.create_sms_link(sms_delivery[0], "https://example.com/comments/1")
+        target = deliveries.record_sms_link_click(code)
+        echo(f"6. SMS link /{code} clicked -> redirect to {target}")
+
+        for row in conn.execute(
+            "SELECT channel, status FROM notification_deliveries WHERE event_id = %s ORDER BY 1",
+            (event_id,),
+        ):
+            echo(f"   delivery {row[0]:7} is now {row[1]}")
+
+        stale_job = queue.add("generate_daily_brief", {"briefDate": "2026-11-28"}, user_id=user)
+        [first] = queue.claim(["generate_daily_brief"], batch_size=1)
+        reset = queue.reset_stalled(stall_timeout=timedelta(microseconds=1))
+        [second] = queue.claim(["generate_daily_brief"], batch_size=1)
+        late = queue.complete(stale_job, first.processing_token)
+        current = queue.complete(stale_job, second.processing_token)
+        echo(
+            f"7. a stalled worker's job was reset ({reset}) and re-claimed: the old worker's "
+            f"complete -> {late}, the new worker's -> {current}"
+        )
+
+        echo("8. channel performance over the last 7 days:")
+        for channel in analytics.channel_performance("7 days"):
+            echo(
+                f"   {channel.channel:7} sent {channel.sent} delivered {channel.delivered} "
+                f"opened {channel.opened} clicked {channel.clicked} failed {channel.failed} "
+                f"delivery rate {_percent(channel.delivery_rate)}"
+            )
 
 
 def run_demo(dsn: str | None, schema: str, echo: Echo) -> None:
     if dsn:
-        _scenario(dsn, schema, echo)
+        _scenario(dsn, schema, echo, as_service_role=False)
         return
     with throwaway_postgres() as server:
-        echo(f"started a throwaway PostgreSQL from {server.bindir}")
-        _scenario(server.dsn(), schema, echo)
+        echo(f"started a throwaway PostgreSQL ({server.bindir}), Unix socket only")
+        _scenario(server.dsn(), schema, echo, as_service_role=True)
     echo("stopped and removed the throwaway server")
