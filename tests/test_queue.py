@@ -285,7 +285,7 @@ def test_notify_wakes_listeners_on_due_enqueue_only(
         service_db.execute("SET notify_sql.enqueue_notify = off")
         queue.add("silent", {})
         service_db.execute("SELECT 1")  # a round trip after the last commit
-        payloads = sorted(n.payload for n in listener.notifies(timeout=1.0, stop_after=4))
+        payloads = sorted(n.payload for n in listener.notifies(timeout=10.0, stop_after=3))
         assert payloads == ["email", "push", "sms"]
         assert [n.payload for n in listener.notifies(timeout=0.3)] == []
 
