@@ -24,6 +24,62 @@ REQUIRE_GATES = os.environ.get("NOTIFY_SQL_REQUIRE_GATES") == "1"
 # Functions that run as their owner, and why each must. Everything else is INVOKER.
 SECURITY_DEFINER: dict[str, str] = {}
 
+# The reviewed privilege table: who may EXECUTE each function. A function missing here
+# fails the matrix test, so a new function cannot ship without a decision. Queue,
+# provider-update and analytics functions (and the helpers they call, since they run
+# as the caller) are service_role only; end users read their own rows through RLS.
+SERVICE_ONLY = frozenset({"service_role"})
+PRIVILEGES: dict[str, frozenset[str]] = dict.fromkeys(
+    (
+        # queue
+        "add_queue_job",
+        "add_queue_jobs",
+        "cancel_brief_jobs_for_date",
+        "cancel_job_with_reason",
+        "cancel_jobs_atomic",
+        "claim_pending_jobs",
+        "complete_queue_job",
+        "complete_queue_jobs",
+        "fail_queue_job",
+        "fail_queue_jobs",
+        "heartbeat_queue_job",
+        "prune_queue_jobs",
+        "queue_check_batch_size",
+        "queue_check_job_batch",
+        "queue_retry_delay",
+        "queue_stats",
+        "queue_wake_workers",
+        "release_queue_jobs",
+        "reset_stalled_jobs",
+        # deliveries and provider callbacks
+        "apply_delivery_status",
+        "create_sms_link",
+        "delivery_status_max",
+        "delivery_status_rank",
+        "delivery_status_stages",
+        "emit_notification_event",
+        "generate_short_code",
+        "is_http_url",
+        "opt_out_user_channel",
+        "record_email_event",
+        "record_sms_link_click",
+        "twilio_delivery_status",
+        "twilio_status_rank",
+        "update_sms_status_atomic",
+        # analytics
+        "analytics_delivery_funnel",
+        "analytics_interval",
+        "get_notification_channel_performance",
+        "get_notification_delivery_timeline",
+        "get_notification_event_performance",
+        "get_notification_overview",
+        "get_notification_trace",
+        "get_recent_failed_deliveries",
+        "get_sms_notification_stats",
+    ),
+    SERVICE_ONLY,
+)
+
 
 def _functions(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
     return db.execute(
@@ -47,6 +103,25 @@ def test_every_function_pins_search_path_with_pg_temp_last(db: psycopg.Connectio
         if not paths or not (paths[0] == '""' or paths[0].replace(" ", "").endswith(",pg_temp")):
             offenders.append((signature, paths))
     assert offenders == []
+
+
+def test_privilege_matrix(db: psycopg.Connection[Any]) -> None:
+    """Every function x every role (PUBLIC, anon, authenticated, service_role)."""
+    rows = db.execute(
+        "SELECT p.proname, r, has_function_privilege(r, p.oid, 'EXECUTE') "
+        "FROM pg_proc p, unnest(%s::text[]) r "
+        "WHERE p.pronamespace = 'notify'::regnamespace",
+        (list(ROLES),),
+    ).fetchall()
+    undeclared = sorted({name for name, _, _ in rows} - set(PRIVILEGES))
+    assert undeclared == [], "functions with no entry in PRIVILEGES"
+    wrong = [
+        (name, role, allowed)
+        for name, role, allowed in rows
+        if allowed != (role in PRIVILEGES[name])
+    ]
+    assert wrong == []
+    assert {name for name, _, _ in rows} == set(PRIVILEGES), "PRIVILEGES lists a dropped function"
 
 
 def test_security_definer_only_where_declared(db: psycopg.Connection[Any]) -> None:
