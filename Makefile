@@ -18,8 +18,9 @@ install: $(STAMP)
 demo: install
 	$(BIN)/notify-sql demo
 
+# Every test runs once per PostgreSQL found (local server and the embedded wheel).
 test: install
-	$(BIN)/pytest
+	NOTIFY_SQL_TEST_ALL_SERVERS=1 $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
