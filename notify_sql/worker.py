@@ -158,18 +158,34 @@ class Worker:
 
     @contextmanager
     def _heartbeating(self) -> Iterator[None]:
-        """A thread on its own connection that heartbeats every held job."""
+        """A thread that heartbeats every held job on its own connection, opened when
+        there is something to heartbeat. A lost connection is logged and reopened at the
+        next beat: the worker's main loop decides what a dead server means."""
         finished = threading.Event()
 
         def beat() -> None:
-            with psycopg.connect(self.dsn, autocommit=True) as conn:
-                queue = Queue(conn, self.schema)
+            conn: psycopg.Connection[Any] | None = None
+            try:
                 while not finished.wait(self.heartbeat_interval):
                     with self._held_lock:
                         held = list(self._held.items())
-                    for job_id, token in held:
-                        if not queue.heartbeat(job_id, token):
-                            log.warning("job %s is no longer ours (reset or cancelled)", job_id)
+                    if not held:
+                        continue
+                    try:
+                        if conn is None or conn.closed:
+                            conn = psycopg.connect(self.dsn, autocommit=True)
+                        queue = Queue(conn, self.schema)
+                        for job_id, token in held:
+                            if not queue.heartbeat(job_id, token):
+                                log.warning("job %s is no longer ours (reset or cancelled)", job_id)
+                    except psycopg.OperationalError as error:
+                        log.warning("heartbeat failed, retrying at the next beat: %s", error)
+                        if conn is not None:
+                            conn.close()
+                        conn = None
+            finally:
+                if conn is not None:
+                    conn.close()
 
         thread = threading.Thread(target=beat, name="notify-sql-heartbeat", daemon=True)
         thread.start()

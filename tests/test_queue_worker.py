@@ -8,6 +8,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -85,25 +86,38 @@ def test_idle_worker_picks_up_new_jobs(dsn: str, db: Conn, listen: bool) -> None
     assert worker.stats.completed == 1
 
 
-def test_worker_heartbeats_jobs_in_hand(dsn: str, db: Conn) -> None:
+def wait_for_heartbeat_after(conn: Conn, job: ClaimedJob, after: datetime | None) -> datetime:
+    """Synchronisation, not a timing assertion: the next heartbeat later than ``after``."""
+    for _ in range(600):
+        row = conn.execute(
+            "SELECT heartbeat_at FROM notify.queue_jobs WHERE id = %s", (job.id,)
+        ).fetchone()
+        if row and row[0] is not None and (after is None or row[0] > after):
+            return row[0]  # type: ignore[no-any-return]
+        threading.Event().wait(0.05)
+    raise AssertionError("no heartbeat while the job ran")
+
+
+def test_worker_heartbeats_jobs_in_hand_and_survives_losing_that_connection(
+    dsn: str, db: Conn
+) -> None:
     Queue(db).add("slow", {})
 
     def handler(job: ClaimedJob) -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            for _ in range(300):
-                beat = conn.execute(
-                    "SELECT heartbeat_at FROM notify.queue_jobs WHERE id = %s", (job.id,)
-                ).fetchone()
-                if beat and beat[0] is not None:
-                    return
-                threading.Event().wait(0.05)
-        raise AssertionError("no heartbeat while the job ran")
+            first = wait_for_heartbeat_after(conn, job, None)
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE %s AND pid <> pg_backend_pid()",
+                ("%heartbeat_queue_job%",),
+            )
+            wait_for_heartbeat_after(conn, job, first)
 
     worker = Worker(dsn, ["slow"], handler, heartbeat_interval=0.1, poll_interval=0.2)
     with running(worker):
         while worker.stats.completed + worker.stats.failed == 0:
             threading.Event().wait(0.05)
-    assert worker.stats.completed == 1
+    assert (worker.stats.completed, worker.stats.failed) == (1, 0)
 
 
 def _run_until_sigterm(dsn: str, started: Any, proceed: Any, results: Any) -> None:
