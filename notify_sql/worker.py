@@ -12,6 +12,11 @@ progress where LISTEN is unavailable (behind a transaction-mode pooler use
 
 Stopping: SIGTERM (or :meth:`Worker.stop`) lets the job in hand finish, reports what was
 done, hands the claimed but unstarted jobs back (``release_queue_jobs``) and returns.
+
+Failures: ``run`` raises when its connection is lost; run it under a supervisor that
+restarts it. Jobs it held stay ``processing`` until ``reset_stalled_jobs`` (which an
+operator schedules, e.g. every minute) re-queues them, and its stale tokens can no
+longer complete them.
 """
 
 from __future__ import annotations

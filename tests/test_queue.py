@@ -301,3 +301,25 @@ async def test_async_queue_round_trip(dsn: str) -> None:
         assert await queue.complete(job.id, job.processing_token, {"done": 1})
         assert [s.job_count for s in await queue.stats()] == [1]
         assert not await queue.cancel(job.id, "too late")
+
+
+def test_heartbeats_are_hot_updates(db: Conn) -> None:
+    """Heartbeats touch no indexed column, so they never add index entries."""
+    queue = Queue(db)
+    queue.add("t", {})
+    [job] = queue.claim(["t"], 1)
+
+    def hot_updates() -> int:
+        db.execute("SELECT pg_stat_force_next_flush()")
+        db.execute("SELECT pg_stat_clear_snapshot()")
+        row = db.execute(
+            "SELECT n_tup_hot_upd FROM pg_stat_user_tables "
+            "WHERE relid = 'notify.queue_jobs'::regclass"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    before = hot_updates()
+    for _ in range(20):
+        assert queue.heartbeat(job.id, job.processing_token)
+    assert hot_updates() - before == 20

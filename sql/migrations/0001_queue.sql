@@ -9,6 +9,12 @@
 --   HOT (fillfactor 80 leaves room on the page for the new version).
 -- * Ids are time-ordered UUIDs (version 7 layout), so primary-key inserts land on the
 --   rightmost leaf instead of dirtying random pages of a large index.
+-- * queue_job_id, the text id apps show and look up, defaults to
+--   'job_<UTC time to the microsecond>_<12 random hex digits>': unique, and sorted by
+--   creation like the ids.
+-- * The claim index orders by (priority, scheduled_for) only; job_type is checked on
+--   the rows it reaches. Workers that take only a rare type behind a large backlog of
+--   other types walk past that backlog; give such a type its own priority.
 -- * Autovacuum is tuned per table: a queue churns its rows continuously, and waiting for
 --   20% of a large table to be dead lets claim scans wade through dead index entries.
 
