@@ -257,23 +257,8 @@ def service_and_admin(dsn: str) -> Iterator[tuple[Conn, Conn]]:
         yield service, admin
 
 
-# Functions with a known finding (see the explicit tests at the end): Hypothesis finds
-# it in most runs, not all, hence a lenient xfail here and strict ones below.
-KNOWN_FINDINGS = {
-    "prune_queue_jobs": "a huge p_older_than overflows now() - p_older_than (22008)",
-    "reset_stalled_jobs": "a huge p_stall_timeout overflows now() - p_stall_timeout (22008)",
-    "add_queue_job": "an incompressible dedup key over ~8 kB fails in the unique index (54000)",
-    "add_queue_jobs": "an incompressible dedup key over ~8 kB fails in the unique index (54000)",
-}
-
-
-def _function_cases() -> list[Any]:
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_FINDINGS[name], strict=False))
-        if name in KNOWN_FINDINGS
-        else name
-        for name in sorted(f.name for f in load_functions())
-    ]
+def _function_cases() -> list[str]:
+    return sorted(f.name for f in load_functions())
 
 
 @pytest.mark.parametrize("function", _function_cases())
@@ -324,7 +309,7 @@ def test_every_service_function_has_a_file(db: Conn) -> None:
     assert {row[0] for row in rows} <= {f.name for f in load_functions()}
 
 
-FINDINGS = [
+OVERSIZED_INPUTS = [
     ("reset_stalled_jobs", {"p_stall_timeout": "178000000 years"}, "p_stall_timeout"),
     ("prune_queue_jobs", {"p_older_than": "178000000 years"}, "p_older_than"),
     (
@@ -337,14 +322,20 @@ FINDINGS = [
         {"p_user_id": None, "p_job_type": "t", "p_metadata": "{}", "p_dedup_key": INCOMPRESSIBLE},
         "p_dedup_key",
     ),
+    (
+        "add_queue_jobs",
+        {"p_jobs": Jsonb([{"job_type": "t", "dedup_key": INCOMPRESSIBLE}])},
+        "p_jobs",
+    ),
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="findings reported to the queue's owner; fix, then unmark")
 @pytest.mark.parametrize(
-    ("function", "args", "parameter"), FINDINGS, ids=[f"{f[0]}-{f[2]}" for f in FINDINGS]
+    ("function", "args", "parameter"),
+    OVERSIZED_INPUTS,
+    ids=[f"{f[0]}-{f[2]}" for f in OVERSIZED_INPUTS],
 )
-def test_known_finding_is_refused_naming_the_parameter(
+def test_oversized_input_is_refused_naming_the_parameter(
     service_db: Conn, function: str, args: dict[str, object], parameter: str
 ) -> None:
     query = sql.SQL("SELECT * FROM {}.{}({})").format(

@@ -16,8 +16,11 @@ AS $$
 DECLARE
   v_id uuid;
 BEGIN
-  IF p_job_type IS NULL OR p_job_type = '' THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_job_type: must be a non-empty string';
+  -- Job types travel as NOTIFY payloads (at most 8000 bytes) and dedup keys as btree
+  -- index entries (at most ~2700 bytes): both are bounded well below that.
+  IF p_job_type IS NULL OR p_job_type = '' OR length(p_job_type) > 200 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = 'p_job_type: must be a non-empty string of at most 200 characters';
   END IF;
   IF p_metadata IS NULL OR jsonb_typeof(p_metadata) <> 'object' THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_metadata: must be a JSON object';
@@ -28,8 +31,9 @@ BEGIN
   IF p_scheduled_for IS NULL OR NOT isfinite(p_scheduled_for) THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_scheduled_for: must be a finite timestamp';
   END IF;
-  IF p_dedup_key = '' THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_dedup_key: must be NULL or non-empty';
+  IF p_dedup_key = '' OR length(p_dedup_key) > 500 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = 'p_dedup_key: must be NULL or a non-empty string of at most 500 characters';
   END IF;
 
   LOOP
@@ -56,6 +60,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION @schema@.add_queue_job(uuid, text, jsonb, integer, timestamptz, text) IS
-  'Enqueues a job and returns its id; with a dedup key already held by a pending/processing job, returns that job''s id instead (also under concurrency). 22023 on an empty job type, non-object metadata, NULL priority or schedule.';
+  'Enqueues a job and returns its id; with a dedup key already held by a pending/processing job, returns that job''s id instead (also under concurrency). 22023 on an empty or over-long (200) job type, an over-long (500) dedup key, non-object metadata, NULL priority or schedule.';
 
 GRANT EXECUTE ON FUNCTION @schema@.add_queue_job(uuid, text, jsonb, integer, timestamptz, text) TO service_role;

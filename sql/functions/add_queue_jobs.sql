@@ -33,24 +33,26 @@ BEGIN
   END IF;
   PERFORM queue_check_batch_size('p_jobs', jsonb_array_length(p_jobs));
 
-  SELECT e.ord, CASE
-           WHEN jsonb_typeof(e.job) <> 'object' THEN 'is not an object'
-           WHEN NOT (SELECT array_agg(k) <@ v_allowed_keys FROM jsonb_object_keys(e.job) k)
-             THEN 'has unknown keys (allowed: ' || array_to_string(v_allowed_keys, ', ') || ')'
-           WHEN jsonb_typeof(e.job -> 'job_type') IS DISTINCT FROM 'string' OR e.job ->> 'job_type' = ''
-             THEN 'job_type must be a non-empty string'
-           WHEN jsonb_typeof(coalesce(e.job -> 'metadata', '{}')) <> 'object' THEN 'metadata must be an object'
-           WHEN jsonb_typeof(e.job -> 'dedup_key') = 'string' AND e.job ->> 'dedup_key' = ''
-             THEN 'dedup_key must be NULL or non-empty'
-         END AS problem
-  INTO v_bad
-  FROM jsonb_array_elements(p_jobs) WITH ORDINALITY AS e(job, ord)
-  WHERE jsonb_typeof(e.job) <> 'object'
-     OR NOT (SELECT array_agg(k) <@ v_allowed_keys FROM jsonb_object_keys(e.job) k)
-     OR jsonb_typeof(e.job -> 'job_type') IS DISTINCT FROM 'string' OR e.job ->> 'job_type' = ''
-     OR jsonb_typeof(coalesce(e.job -> 'metadata', '{}')) <> 'object'
-     OR (jsonb_typeof(e.job -> 'dedup_key') = 'string' AND e.job ->> 'dedup_key' = '')
-  ORDER BY e.ord
+  -- The first element with a problem, if any (CASE tests in order, so the key checks
+  -- only ever see objects).
+  SELECT checked.ord, checked.problem INTO v_bad
+  FROM (
+    SELECT e.ord, CASE
+             WHEN jsonb_typeof(e.job) <> 'object' THEN 'is not an object'
+             WHEN NOT (SELECT array_agg(k) <@ v_allowed_keys FROM jsonb_object_keys(e.job) k)
+               THEN 'has unknown keys (allowed: ' || array_to_string(v_allowed_keys, ', ') || ')'
+             WHEN jsonb_typeof(e.job -> 'job_type') IS DISTINCT FROM 'string' OR e.job ->> 'job_type' = ''
+               THEN 'job_type must be a non-empty string'
+             WHEN length(e.job ->> 'job_type') > 200 THEN 'job_type must be at most 200 characters'
+             WHEN jsonb_typeof(coalesce(e.job -> 'metadata', '{}')) <> 'object' THEN 'metadata must be an object'
+             WHEN jsonb_typeof(e.job -> 'dedup_key') = 'string' AND e.job ->> 'dedup_key' = ''
+               THEN 'dedup_key must be NULL or non-empty'
+             WHEN length(e.job ->> 'dedup_key') > 500 THEN 'dedup_key must be at most 500 characters'
+           END AS problem
+    FROM jsonb_array_elements(p_jobs) WITH ORDINALITY AS e(job, ord)
+  ) checked
+  WHERE checked.problem IS NOT NULL
+  ORDER BY checked.ord
   LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('p_jobs: element %s %s', v_bad.ord, v_bad.problem);

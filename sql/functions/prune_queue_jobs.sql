@@ -15,8 +15,10 @@ AS $$
 DECLARE
   v_deleted integer;
 BEGIN
-  IF p_older_than IS NULL OR p_older_than <= interval '0' THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_older_than: must be a positive interval';
+  -- Bounded so that now() - p_older_than can never overflow.
+  IF p_older_than IS NULL OR p_older_than <= interval '0' OR p_older_than > interval '100 years' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = 'p_older_than: must be a positive interval of at most 100 years';
   END IF;
   PERFORM queue_check_batch_size('p_batch_size', p_batch_size, 100000);
 
@@ -39,6 +41,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION @schema@.prune_queue_jobs(interval, integer) IS
-  'Deletes at most p_batch_size jobs finished more than p_older_than ago; returns how many (call again until it returns less). 22023 on a non-positive age or batch size outside 1..100000.';
+  'Deletes at most p_batch_size jobs finished more than p_older_than ago; returns how many (call again until it returns less). 22023 on an age outside (0, 100 years] or a batch size outside 1..100000.';
 
 GRANT EXECUTE ON FUNCTION @schema@.prune_queue_jobs(interval, integer) TO service_role;

@@ -17,8 +17,10 @@ AS $$
 DECLARE
   v_reset integer;
 BEGIN
-  IF p_stall_timeout IS NULL OR p_stall_timeout <= interval '0' THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_stall_timeout: must be a positive interval';
+  -- Bounded so that now() - p_stall_timeout can never overflow.
+  IF p_stall_timeout IS NULL OR p_stall_timeout <= interval '0' OR p_stall_timeout > interval '100 years' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = 'p_stall_timeout: must be a positive interval of at most 100 years';
   END IF;
   PERFORM queue_check_batch_size('p_batch_size', p_batch_size, 100000);
 
@@ -50,6 +52,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION @schema@.reset_stalled_jobs(interval, integer) IS
-  'Re-queues (or fails, when out of attempts) at most p_batch_size processing jobs with no heartbeat within p_stall_timeout, fencing out their old tokens; returns how many. 22023 on a non-positive timeout or batch size outside 1..100000.';
+  'Re-queues (or fails, when out of attempts) at most p_batch_size processing jobs with no heartbeat within p_stall_timeout, fencing out their old tokens; returns how many. 22023 on a timeout outside (0, 100 years] or a batch size outside 1..100000.';
 
 GRANT EXECUTE ON FUNCTION @schema@.reset_stalled_jobs(interval, integer) TO service_role;
