@@ -25,9 +25,10 @@
 -- rounding recovers it exactly), summed in integers, divided once per group. That is
 -- several times cheaper per row than numeric extract(epoch ...).
 --
--- Speed: rows are found through (channel, created_at) with one range per channel;
--- the plan depends on the window length, so it is always planned with the actual
--- values (plan_cache_mode = force_custom_plan) rather than a generic plan that guesses.
+-- Speed: rows are found through notification_deliveries_created_at_idx (0003), or
+-- (channel, created_at) for one channel; the plan depends on the window length, so it is
+-- always planned with the actual values (plan_cache_mode = force_custom_plan) rather
+-- than a generic plan that guesses.
 CREATE FUNCTION @schema@.analytics_delivery_funnel(
   p_since timestamptz,
   p_until timestamptz DEFAULT NULL,

@@ -56,7 +56,6 @@ BEGIN
     FROM notification_deliveries d
     JOIN notification_events e ON e.id = d.event_id
     WHERE d.created_at >= v_since
-      AND d.channel = ANY (ARRAY['email', 'sms', 'push', 'in_app'])  -- reach (channel, created_at)
       AND e.created_at >= v_since
     GROUP BY e.event_type, d.recipient_user_id
   ),

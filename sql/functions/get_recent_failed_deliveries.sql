@@ -3,7 +3,7 @@
 -- Guarantees: at most p_limit (1..1000) deliveries created within p_interval of now()
 -- whose status is failed or bounced, most recently failed first (failed_at, else
 -- updated_at), with the event type, the provider reference and last_error. Bounded by
--- the window, read through (channel, created_at); no index on status is needed (one
+-- the window, read through the created_at index (0003); no index on status is needed (one
 -- would make every status update non-HOT). Read-only; bad arguments raise 22023.
 CREATE FUNCTION @schema@.get_recent_failed_deliveries(
   p_limit integer DEFAULT 50,
@@ -43,8 +43,7 @@ BEGIN
          d.attempts, d.last_error, d.external_id, d.created_at, d.failed_at, d.updated_at
   FROM (SELECT f.*
         FROM notification_deliveries f
-        WHERE f.channel = ANY (ARRAY['email', 'sms', 'push', 'in_app'])  -- reach (channel, created_at)
-          AND f.created_at >= v_since
+        WHERE f.created_at >= v_since
           AND f.status IN ('failed', 'bounced')
         ORDER BY coalesce(f.failed_at, f.updated_at) DESC, f.id
         LIMIT p_limit) AS d
