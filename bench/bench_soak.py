@@ -13,7 +13,7 @@ transaction that holds its snapshot (and so the xmin horizon) open for
 
     python -m bench.bench_soak                       # 10 minutes, clean
     python -m bench.bench_soak --hold-snapshot       # 10 minutes, snapshot held 2 min
-    python -m bench.bench_soak --minutes 1 --sample-seconds 10   # smoke run
+    python -m bench.bench_soak --minutes 1 --sample-seconds 10 --warmup-seconds 5  # smoke
 
 Without ``--dsn`` it runs on a throwaway local PostgreSQL (see notify_sql.throwaway).
 """
@@ -77,7 +77,7 @@ class Settings:
     backlog: int
     retention_seconds: int
     prune_every: float
-    hold_start: float  # seconds after the start; negative: no held snapshot
+    hold_start: float  # seconds after the processes start; negative: no held snapshot
     hold_seconds: float
 
 
@@ -197,7 +197,9 @@ def _sample(
     )
 
 
-def soak(settings: Settings, workers: int, minutes: float, sample_seconds: float) -> list[Minute]:
+def soak(
+    settings: Settings, workers: int, minutes: float, sample_seconds: float, warmup_seconds: float
+) -> list[Minute]:
     context = multiprocessing.get_context("spawn")
     shared = Shared(
         enqueued=context.Value("q", 0),
@@ -210,16 +212,22 @@ def soak(settings: Settings, workers: int, minutes: float, sample_seconds: float
     held = context.Event()
     processes = [context.Process(target=produce, args=(settings, shared))]
     processes += [context.Process(target=work, args=(settings, shared)) for _ in range(workers)]
-    processes.append(context.Process(target=prune, args=(settings, shared)))
+    if settings.retention_seconds > 0:
+        processes.append(context.Process(target=prune, args=(settings, shared)))
     if settings.hold_start >= 0:
         processes.append(context.Process(target=hold_snapshot, args=(settings, shared, held)))
     samples: list[Minute] = []
     with psycopg.connect(settings.dsn, autocommit=True) as monitor:
         for process in processes:
             process.start()
-        started = time.monotonic()
         previous: dict[str, float] = {}
         try:
+            # The warm-up lets the table reach its steady state (the first prune happens
+            # only once jobs are older than the retention); its row is shown apart.
+            time.sleep(warmup_seconds)
+            warmup = _sample(monitor, shared, previous, 0.0, held)
+            print(_row(warmup).replace("| 0 |", "| warm-up |", 1), flush=True)
+            started = time.monotonic()
             for n in range(1, round(minutes * 60 / sample_seconds) + 1):
                 time.sleep(max(0.0, started + n * sample_seconds - time.monotonic()))
                 sample = _sample(monitor, shared, previous, time.monotonic() - started, held)
@@ -275,10 +283,20 @@ def main() -> None:
     parser.add_argument("--sample-seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--backlog", type=int, default=2000, help="due jobs kept queued")
-    parser.add_argument("--retention-seconds", type=int, default=30, help="prune age")
+    parser.add_argument(
+        "--retention-seconds", type=int, default=30, help="prune age (0: no pruning)"
+    )
+    parser.add_argument("--warmup-seconds", type=float, default=60.0)
     parser.add_argument("--prune-every", type=float, default=5.0, help="seconds between prunes")
     parser.add_argument("--hold-snapshot", action="store_true")
     parser.add_argument("--hold-minutes", type=float, default=2.0)
+    parser.add_argument(
+        "--server-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the throwaway server (e.g. autovacuum_naptime=10s); repeatable",
+    )
     parser.add_argument("--json", help="also write the samples to this file")
     args = parser.parse_args()
 
@@ -290,16 +308,19 @@ def main() -> None:
             backlog=args.backlog,
             retention_seconds=args.retention_seconds,
             prune_every=args.prune_every,
-            hold_start=(args.minutes * 60 - hold_seconds) / 2 if args.hold_snapshot else -1.0,
+            hold_start=args.warmup_seconds + (args.minutes * 60 - hold_seconds) / 2
+            if args.hold_snapshot
+            else -1.0,
             hold_seconds=hold_seconds,
         )
         print(HEADER, flush=True)
-        return soak(settings, args.workers, args.minutes, args.sample_seconds)
+        return soak(settings, args.workers, args.minutes, args.sample_seconds, args.warmup_seconds)
 
     if args.dsn:
         samples = run(args.dsn)
     else:
-        with throwaway_postgres() as server:
+        server_settings = dict(setting.split("=", 1) for setting in args.server_setting)
+        with throwaway_postgres(server_settings) as server:
             samples = run(server.dsn())
     print(summary(samples))
     if args.json:

@@ -70,7 +70,7 @@ def test_killed_workers_lose_no_job_and_complete_none_twice(dsn: str, db: Conn) 
             elif _terminate_one_backend(db):
                 terminations += 1
             for position, process in enumerate(processes):
-                process.join(timeout=0.01 if process.pid else 0)
+                process.join(timeout=0)
                 if process.exitcode is not None:
                     assert process.exitcode in (-signal.SIGKILL, CONNECTION_LOST), (
                         f"a worker died of something else than the faults: {process.exitcode}"
@@ -85,9 +85,8 @@ def test_killed_workers_lose_no_job_and_complete_none_twice(dsn: str, db: Conn) 
 
     recover_and_drain(dsn, db)
     counts = assert_every_job_final_exactly_once(db, enqueued)
-    assert counts.get("completed", 0) >= JOBS * 9 // 10 - JOBS // 10  # most survived the chaos
+    assert counts["failed"] >= JOBS // 10  # at least every poison job
     interrupted = db.execute("SELECT count(*) FROM notify.queue_jobs WHERE attempts > 1").fetchone()
-    print(f"kills={kills} terminations={terminations} interrupted={interrupted} {counts}")
     assert kills > 0
     assert terminations > 0
     assert interrupted is not None and interrupted[0] > 0, "no fault landed while a job was held"
