@@ -51,6 +51,9 @@ from notify_sql.sources import load_functions
 from tests.test_reliability_common import Conn
 
 SCHEMA = "notify"
+# A guard, not a speed check: no call on these tiny tables may need more; one that does
+# is doing unbounded work for its input (57014 fails the test).
+CALL_TIMEOUT = "3s"
 EXAMPLES = int(os.environ.get("NOTIFY_SQL_HOSTILE_EXAMPLES", "60"))
 
 # Values the functions know about, so that random calls also take the non-error paths.
@@ -59,7 +62,8 @@ VOCABULARY = [
     "completed", "failed", "cancelled", "sent", "delivered", "opened", "clicked", "bounced",
     "open", "click", "bounce", "complaint", "accepted", "scheduled", "queued", "sending",
     "canceled", "undelivered", "read", "receiving", "email", "sms", "push", "in_app", "api",
-    "7 days", "24 hours", "30 days", "-1 day", "0", "1 century", "2024-01-01", "https://example.com/a?b=c",
+    "hour", "day", "week", "7 days", "24 hours", "30 days", "-1 day", "0", "1 century",
+    "2024-01-01", "https://example.com/a?b=c",
     "http://x", "javascript:alert(1)", "ftp://example.com", "+15551234567", "SM0123456789abcdef",
 ]  # fmt: skip
 
@@ -253,12 +257,25 @@ def service_and_admin(dsn: str) -> Iterator[tuple[Conn, Conn]]:
         psycopg.connect(dsn, autocommit=True) as admin,
         psycopg.connect(dsn, autocommit=True, options="-c role=service_role") as service,
     ):
-        service.execute("SET statement_timeout = '10s'")
+        service.execute(f"SET statement_timeout = '{CALL_TIMEOUT}'")
         yield service, admin
 
 
-def _function_cases() -> list[str]:
-    return sorted(f.name for f in load_functions())
+# Functions with an open finding (see UNBOUNDED_WINDOWS below). Hypothesis finds it in
+# most runs, not all, hence a lenient xfail here; the explicit cases are strict.
+KNOWN_FINDINGS = {
+    "analytics_delivery_funnel": "infinite / ancient p_since accepted (unbounded grid)",
+    "get_notification_delivery_timeline": "hourly grid over centuries (unbounded work)",
+}
+
+
+def _function_cases() -> list[Any]:
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_FINDINGS[name], strict=False))
+        if name in KNOWN_FINDINGS
+        else name
+        for name in sorted(f.name for f in load_functions())
+    ]
 
 
 @pytest.mark.parametrize("function", _function_cases())
@@ -330,14 +347,55 @@ OVERSIZED_INPUTS = [
 ]
 
 
+# Findings for the analytics functions (reported to their owner; strict xfail until
+# fixed, then drop the mark): an infinite or ancient window start is accepted, so an
+# hourly grid is generated from -infinity (never ends) or from year 1 (17 million
+# buckets per channel), and p_since 'infinity' returns an 'infinity' bucket that
+# clients cannot load (psycopg: "timestamp too large").
+_UNBOUNDED = pytest.mark.xfail(strict=True, reason="analytics window not bounded")
+UNBOUNDED_WINDOWS = [
+    pytest.param(
+        "analytics_delivery_funnel",
+        {"p_since": "-infinity", "p_granularity": "hour"},
+        "p_since",
+        marks=_UNBOUNDED,
+        id="funnel-minus-infinity-hourly",
+    ),
+    pytest.param(
+        "analytics_delivery_funnel",
+        {"p_since": "infinity"},
+        "p_since",
+        marks=_UNBOUNDED,
+        id="funnel-infinity",
+    ),
+    pytest.param(
+        "analytics_delivery_funnel",
+        {"p_since": "0001-01-01 00:00:00+00", "p_granularity": "hour"},
+        "p_",
+        marks=_UNBOUNDED,
+        id="funnel-year-1-hourly",
+    ),
+    pytest.param(
+        "get_notification_delivery_timeline",
+        {"p_interval": "1000 years", "p_granularity": "hour"},
+        "p_",
+        marks=_UNBOUNDED,
+        id="timeline-1000-years-hourly",
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("function", "args", "parameter"),
-    OVERSIZED_INPUTS,
-    ids=[f"{f[0]}-{f[2]}" for f in OVERSIZED_INPUTS],
+    [
+        *(pytest.param(*case, id=f"{case[0]}-{case[2]}") for case in OVERSIZED_INPUTS),
+        *UNBOUNDED_WINDOWS,
+    ],
 )
 def test_oversized_input_is_refused_naming_the_parameter(
     service_db: Conn, function: str, args: dict[str, object], parameter: str
 ) -> None:
+    service_db.execute(f"SET statement_timeout = '{CALL_TIMEOUT}'")
     query = sql.SQL("SELECT * FROM {}.{}({})").format(
         sql.Identifier(SCHEMA),
         sql.Identifier(function),
