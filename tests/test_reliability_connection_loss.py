@@ -3,7 +3,8 @@
 Three moments: after an autocommitted claim, part-way through the batch (the claimed
 jobs come back through stall recovery, and the old tokens are fenced out); inside an
 open transaction that claimed (the claim rolls back); and while the claim statement
-itself is running (it never happened).
+itself is running (it never happened). Plus the worker's heartbeat connection lost
+while a job runs: heartbeats must resume.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from notify_sql.queue import Queue
+from notify_sql.queue import ClaimedJob, Queue
+from notify_sql.worker import Worker
 from tests.test_reliability_common import (
     JOB_TYPE,
+    WORKER_APPLICATION,
     Conn,
     assert_every_job_final_exactly_once,
     enqueue,
@@ -118,3 +121,40 @@ def test_a_claim_statement_cut_off_while_running_changes_nothing(
         claimer.join(timeout=30)
     assert len(outcome) == 1 and isinstance(outcome[0], psycopg.OperationalError)
     assert _statuses(db) == {"pending": 20}
+
+
+def _heartbeat_at(db: Conn) -> Any:
+    row = db.execute("SELECT max(heartbeat_at) FROM notify.queue_jobs").fetchone()
+    return row[0] if row else None
+
+
+def test_worker_keeps_heartbeating_after_losing_its_heartbeat_connection(
+    dsn: str, db: Conn, jobs: list[Any]
+) -> None:
+    """Otherwise a long job would be reset as stalled and run a second time while its
+    worker is alive and well."""
+    release = threading.Event()
+
+    def long_job(job: ClaimedJob) -> None:
+        release.wait(30)
+
+    worker = Worker(
+        worker_dsn(dsn), [JOB_TYPE], long_job, batch_size=1, heartbeat_interval=0.1, listen=False
+    )
+    runner = threading.Thread(target=worker.run, kwargs={"install_signal_handler": False})
+    runner.start()
+    try:
+        wait_until(lambda: _heartbeat_at(db) is not None, 30, "a first heartbeat")
+        lost = db.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE query LIKE %s AND application_name = %s",
+            ("%heartbeat_queue_job%", WORKER_APPLICATION),
+        ).fetchone()
+        assert lost == (1,)
+        before = _heartbeat_at(db)
+        time.sleep(1)  # ten heartbeat intervals
+        assert _heartbeat_at(db) > before, "no heartbeat since the connection was lost"
+    finally:
+        release.set()
+        worker.stop()
+        runner.join(timeout=30)
