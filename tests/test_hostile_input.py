@@ -13,8 +13,8 @@ The accepted outcomes, i.e. the documented error surface:
 
 * success;
 * SQLSTATE 22023 (invalid_parameter_value): the functions' own validation (whether the
-  message names the parameter is checked by the explicit finding tests at the end, not
-  here: helpers such as queue_check_batch_size name their caller's parameter);
+  message names the parameter is checked by the explicit oversized-input tests at the
+  end, not here: helpers such as queue_check_batch_size name their caller's parameter);
 * any other class 22 (data exception: 22P02 invalid text, 22003 / 22008 / 22015 out of
   range, 22P05 ``\\u0000`` in JSON, ...) raised while PostgreSQL parses an argument,
   before the function runs (the error context names no function);
@@ -23,9 +23,11 @@ The accepted outcomes, i.e. the documented error surface:
 
 Anything else fails: an internal error (XX000), an undeclared RAISE (P0001), a
 constraint violation (23xxx: input that should have been refused with 22023), a class
-22 error from inside a function body (input that slipped past validation), a timeout.
-After every call that raised, the row count of every table of the install must be
-unchanged.
+22 error from inside a function body (input that slipped past validation), a call
+cut off by the CALL_TIMEOUT guard (unbounded work for its input), a result the client
+cannot load (an 'infinity' timestamp). After every call that raised, the row count of
+every table of the install must be unchanged. ``NOTIFY_SQL_HOSTILE_EXAMPLES`` (default
+60) sets the number of examples per function.
 """
 
 from __future__ import annotations
