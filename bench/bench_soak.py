@@ -11,11 +11,13 @@ and vacuum counters of pg_stat_user_tables.
 transaction that holds its snapshot (and so the xmin horizon) open for
 ``--hold-minutes`` in the middle of the run.
 
-    python -m bench.bench_soak                       # 10 minutes, clean
-    python -m bench.bench_soak --hold-snapshot       # 10 minutes, snapshot held 2 min
+    python -m bench.bench_soak --server-setting autovacuum_naptime=10s   # 10 min, clean
+    python -m bench.bench_soak --server-setting autovacuum_naptime=10s --hold-snapshot
     python -m bench.bench_soak --minutes 1 --sample-seconds 10 --warmup-seconds 5  # smoke
 
-Without ``--dsn`` it runs on a throwaway local PostgreSQL (see notify_sql.throwaway).
+Without ``--dsn`` it runs on a throwaway local PostgreSQL (see notify_sql.throwaway);
+``autovacuum_naptime=10s`` is the server setting BENCHMARKS.md recommends for a busy
+queue (per-table settings cannot shorten the autovacuum launcher's cycle).
 """
 
 from __future__ import annotations
