@@ -347,6 +347,32 @@ def test_bad_timeline_arguments(
     assert raised.value.parameter == parameter
 
 
+def test_timeline_grid_is_bounded(service_db: psycopg.Connection[Any]) -> None:
+    analytics = Analytics(service_db)
+    assert len(analytics.timeline("400 days", "hour")) in (9600, 9601)
+    for window, granularity in [("1000 years", "hour"), ("500 days", "hour"), ("30 years", "day")]:
+        with pytest.raises(InvalidArgument) as raised:
+            analytics.timeline(window, granularity)  # type: ignore[arg-type]
+        assert raised.value.parameter == "p_granularity"
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "parameter"),
+    [("-infinity", None, "p_since"), ("infinity", None, "p_since"), (None, None, "p_since"),
+     ("2020-01-01", "infinity", "p_until")],
+)  # fmt: skip
+def test_funnel_bounds_must_be_finite(
+    service_db: psycopg.Connection[Any], since: str | None, until: str | None, parameter: str
+) -> None:
+    with pytest.raises(psycopg.Error) as raised:
+        service_db.execute(
+            "SELECT * FROM notify.analytics_delivery_funnel(%s::timestamptz, %s::timestamptz)",
+            (since, until),
+        )
+    assert raised.value.sqlstate == "22023"
+    assert (raised.value.diag.message_primary or "").startswith(f"{parameter}:")
+
+
 @pytest.mark.parametrize("limit", [0, -1, 1001, None])
 def test_bad_failure_limit(service_db: psycopg.Connection[Any], limit: Any) -> None:
     with pytest.raises(InvalidArgument) as raised:

@@ -18,7 +18,9 @@
 -- Rows: one per bucket (p_granularity 'hour' or 'day', buckets in the session time
 -- zone; NULL: one bucket starting at p_since) and, with p_by_channel, per channel;
 -- every bucket of the window and every channel appear, with zero counts when empty.
--- p_channel restricts the rows read to one channel.
+-- p_channel restricts the rows read to one channel. Window bounds must be finite, and a
+-- bucketed window may hold at most 10,000 buckets (an hourly grid over centuries would
+-- never end): both refused with 22023 before anything is read.
 --
 -- Averages are exact: each duration becomes whole microseconds (the float epoch of an
 -- interval is within 1e-6 us of the true value for any duration under a century, so
@@ -64,9 +66,16 @@ DECLARE
   v_all_channels CONSTANT text[] := ARRAY['email', 'sms', 'push', 'in_app'];
   v_channels text[] := v_all_channels;
   v_step interval;
+  -- A dashboard chart needs no more points than this; it bounds the grid's work.
+  v_max_buckets CONSTANT integer := 10000;
 BEGIN
-  IF p_since IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_since: is required';
+  IF p_since IS NULL OR NOT isfinite(p_since) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('p_since: must be a finite time, got %s', coalesce(p_since::text, 'NULL'));
+  END IF;
+  IF NOT isfinite(p_until) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('p_until: must be a finite time or NULL, got %s', p_until);
   END IF;
   IF p_by_channel IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_by_channel: is required';
@@ -84,6 +93,12 @@ BEGIN
     v_channels := ARRAY[p_channel];
   END IF;
   v_step := ('1 ' || p_granularity)::interval;  -- NULL without granularity
+  IF extract(epoch FROM coalesce(p_until, now()) - p_since) / extract(epoch FROM v_step)
+     > v_max_buckets THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('p_granularity: %L buckets over this window would be more than %s; '
+                       'use a coarser granularity or a shorter window', p_granularity, v_max_buckets);
+  END IF;
 
   RETURN QUERY
   WITH counted AS (
@@ -147,6 +162,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION @schema@.analytics_delivery_funnel(timestamptz, timestamptz, text, boolean, text) IS
-  'Delivery funnel (counts, rates <= 100, average times) of deliveries created in [p_since, p_until), per bucket and optionally per channel, empty buckets and channels included; the single definition behind every delivery metric. Raises 22023 on a NULL p_since, an unknown granularity or channel.';
+  'Delivery funnel (counts, rates <= 100, average times) of deliveries created in [p_since, p_until), per bucket and optionally per channel, empty buckets and channels included; the single definition behind every delivery metric. Raises 22023 on a NULL or infinite bound, an unknown granularity or channel, or more than 10000 buckets.';
 
 GRANT EXECUTE ON FUNCTION @schema@.analytics_delivery_funnel(timestamptz, timestamptz, text, boolean, text) TO service_role;

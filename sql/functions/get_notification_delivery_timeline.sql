@@ -5,7 +5,8 @@
 -- counts and NULL rates), oldest first; p_channel NULL counts every channel, otherwise
 -- only that one. The first bucket only counts rows inside the window. Funnel
 -- definitions are those of analytics_delivery_funnel. Read-only; a bad p_interval,
--- p_granularity or p_channel raises 22023 naming it.
+-- p_granularity or p_channel raises 22023 naming it, and so does a window of more than
+-- 10,000 buckets (p_granularity: e.g. hourly over more than 416 days).
 CREATE FUNCTION @schema@.get_notification_delivery_timeline(
   p_interval text DEFAULT '7 days',
   p_granularity text DEFAULT 'day',
@@ -49,6 +50,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION @schema@.get_notification_delivery_timeline(text, text, text) IS
-  'Delivery funnel per hour or day bucket over the last p_interval, gapless, oldest first, optionally for one channel. Raises 22023 naming p_interval, p_granularity (hour or day) or p_channel when invalid.';
+  'Delivery funnel per hour or day bucket over the last p_interval, gapless, oldest first, optionally for one channel. Raises 22023 naming p_interval, p_granularity (hour or day; at most 10000 buckets) or p_channel when invalid.';
 
 GRANT EXECUTE ON FUNCTION @schema@.get_notification_delivery_timeline(text, text, text) TO service_role;
