@@ -145,6 +145,8 @@ class ThrowawayPostgres:
 
     def __init__(self, bindir: Path | None = None, settings: Mapping[str, str] | None = None):
         self.bindir = bindir or find_bindir()
+        # The wheel's server has no extensions beyond contrib (no plpgsql_check, pgTAP).
+        self.embedded = self.bindir.resolve() == (_embedded_bindir() or Path()).resolve()
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self.directory = Path(tempfile.mkdtemp(prefix="notify-sql-pg-"))
         self.datadir = self.directory / "data"

@@ -263,21 +263,8 @@ def service_and_admin(dsn: str) -> Iterator[tuple[Conn, Conn]]:
         yield service, admin
 
 
-# Functions with an open finding (see UNBOUNDED_WINDOWS below). Hypothesis finds it in
-# most runs, not all, hence a lenient xfail here; the explicit cases are strict.
-KNOWN_FINDINGS = {
-    "analytics_delivery_funnel": "infinite / ancient p_since accepted (unbounded grid)",
-    "get_notification_delivery_timeline": "hourly grid over centuries (unbounded work)",
-}
-
-
-def _function_cases() -> list[Any]:
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_FINDINGS[name], strict=False))
-        if name in KNOWN_FINDINGS
-        else name
-        for name in sorted(f.name for f in load_functions())
-    ]
+def _function_cases() -> list[str]:
+    return sorted(f.name for f in load_functions())
 
 
 @pytest.mark.parametrize("function", _function_cases())
@@ -349,39 +336,32 @@ OVERSIZED_INPUTS = [
 ]
 
 
-# Findings for the analytics functions (reported to their owner; strict xfail until
-# fixed, then drop the mark): an infinite or ancient window start is accepted, so an
-# hourly grid is generated from -infinity (never ends) or from year 1 (17 million
-# buckets per channel), and p_since 'infinity' returns an 'infinity' bucket that
-# clients cannot load (psycopg: "timestamp too large").
-_UNBOUNDED = pytest.mark.xfail(strict=True, reason="analytics window not bounded")
+# Analytics windows that once generated unbounded work: an infinite or ancient window
+# start made an hourly grid from -infinity (never ends) or from year 1 (17 million
+# buckets per channel), and p_since 'infinity' returned a bucket clients cannot load.
 UNBOUNDED_WINDOWS = [
     pytest.param(
         "analytics_delivery_funnel",
         {"p_since": "-infinity", "p_granularity": "hour"},
         "p_since",
-        marks=_UNBOUNDED,
         id="funnel-minus-infinity-hourly",
     ),
     pytest.param(
         "analytics_delivery_funnel",
         {"p_since": "infinity"},
         "p_since",
-        marks=_UNBOUNDED,
         id="funnel-infinity",
     ),
     pytest.param(
         "analytics_delivery_funnel",
         {"p_since": "0001-01-01 00:00:00+00", "p_granularity": "hour"},
         "p_",
-        marks=_UNBOUNDED,
         id="funnel-year-1-hourly",
     ),
     pytest.param(
         "get_notification_delivery_timeline",
         {"p_interval": "1000 years", "p_granularity": "hour"},
         "p_",
-        marks=_UNBOUNDED,
         id="timeline-1000-years-hourly",
     ),
 ]

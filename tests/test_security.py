@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -14,12 +13,11 @@ import pytest
 
 from notify_sql.migrator import OWNER_ROLE
 from notify_sql.sources import load_migrations, sql_root
+from notify_sql.throwaway import ThrowawayPostgres
+from tests.gates import skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = ("public", "anon", "authenticated", "service_role")
-# Gates that need extra packages skip where those are missing, except in CI, which sets
-# NOTIFY_SQL_REQUIRE_GATES=1 so a missing tool fails the build instead of hiding.
-REQUIRE_GATES = os.environ.get("NOTIFY_SQL_REQUIRE_GATES") == "1"
 
 # Functions that run as their owner, and why each must. Everything else is INVOKER.
 SECURITY_DEFINER: dict[str, str] = {}
@@ -88,12 +86,6 @@ def _functions(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
         "FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang "
         "WHERE p.pronamespace = 'notify'::regnamespace ORDER BY 1"
     ).fetchall()
-
-
-def _skip_or_fail(reason: str) -> None:
-    if REQUIRE_GATES:
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
 
 
 def test_every_function_pins_search_path_with_pg_temp_last(db: psycopg.Connection[Any]) -> None:
@@ -182,12 +174,16 @@ def test_every_table_has_row_level_security(db: psycopg.Connection[Any]) -> None
 PLPGSQL_CHECK_ACCEPTED: dict[tuple[str, str], str] = {}
 
 
-def test_plpgsql_check_reports_nothing_unexplained(db: psycopg.Connection[Any]) -> None:
+def test_plpgsql_check_reports_nothing_unexplained(
+    db: psycopg.Connection[Any], pg_server: ThrowawayPostgres
+) -> None:
     available = db.execute(
         "SELECT count(*) FROM pg_available_extensions WHERE name = 'plpgsql_check'"
     ).fetchone()
     if available != (1,):
-        _skip_or_fail("plpgsql_check is not installed for this server")
+        if pg_server.embedded:
+            pytest.skip("the embedded server has no plpgsql_check; the local server runs it")
+        skip_or_fail("plpgsql_check is not installed for this server")
     db.execute("CREATE EXTENSION plpgsql_check")
     findings = db.execute(
         "SELECT p.proname, t.level, t.message, t.lineno "
@@ -214,7 +210,7 @@ def test_plpgsql_check_reports_nothing_unexplained(db: psycopg.Connection[Any]) 
 def _squawk() -> str:
     found = shutil.which("squawk") or str(Path(sys.executable).parent / "squawk")
     if not Path(found).exists():
-        _skip_or_fail("squawk (PyPI squawk-cli) is not installed")
+        skip_or_fail("squawk (PyPI squawk-cli) is not installed")
     return found
 
 
