@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench-queue bench-analytics docs clean
+.PHONY: install demo test lint docs bench-queue bench-analytics bench-soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,17 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+docs: install
+	$(BIN)/notify-sql docs --output docs/rpc.md
+
 bench-queue: install
 	$(BIN)/python -m bench.bench_queue
 
 bench-analytics: install
 	$(BIN)/python -m bench.bench_analytics
+
+bench-soak: install
+	$(BIN)/python -m bench.bench_soak --server-setting autovacuum_naptime=10s
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -115,7 +115,13 @@ def prelude_sql(schema: str) -> str:
     )
 
 
-def owner_sql(schema: str) -> str:
+def _set(session: bool) -> str:
+    """``SET LOCAL`` inside the runner's transaction; plain ``SET`` for scripts that may
+    run without one (Supabase migration files), which must reset what they set."""
+    return "SET" if session else "SET LOCAL"
+
+
+def owner_sql(schema: str, session: bool = False) -> str:
     """From here on the run acts as the owner role, so it owns everything it creates,
     and new functions of that role are never executable by PUBLIC by default."""
     tables = []
@@ -131,7 +137,7 @@ def owner_sql(schema: str) -> str:
             f"REVOKE ALL ON {schema}.{table} FROM PUBLIC, {', '.join(ROLES)};\n"
         )
     return (
-        f"SET LOCAL ROLE {OWNER_ROLE};\n"
+        f"{_set(session)} ROLE {OWNER_ROLE};\n"
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;\n"
         + "".join(tables)
     )
@@ -196,10 +202,10 @@ def _record_function_sql(schema: str, function: FunctionFile) -> str:
     )
 
 
-def migration_sql(schema: str, migration: Migration) -> str:
+def migration_sql(schema: str, migration: Migration, session: bool = False) -> str:
     return (
         f"-- migration {migration.version}_{migration.name}\n"
-        f"SET LOCAL search_path = {schema}, pg_temp;\n"
+        f"{_set(session)} search_path = {schema}, pg_temp;\n"
         + migration.for_schema(schema).rstrip()
         + "\n"
         + f"INSERT INTO {schema}.{MIGRATIONS_TABLE} (version, name, checksum) VALUES "

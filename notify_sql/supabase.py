@@ -31,7 +31,6 @@ from pathlib import Path
 
 from notify_sql.errors import MigrationError
 from notify_sql.migrator import (
-    OWNER_ROLE,
     State,
     check_sql,
     migration_sql,
@@ -65,25 +64,13 @@ _ABOUT = (
 _RESET = "RESET ROLE;\n"
 
 
-def _session_scoped(sql: str, statement: str) -> str:
-    """``sql`` with one runner statement made session-wide (``SET LOCAL x`` -> ``SET x``),
-    so it holds for the whole file even when no transaction block surrounds it."""
-    if statement not in sql or not statement.startswith("SET LOCAL "):
-        raise MigrationError(f"internal: the runner no longer emits {statement.strip()!r}")
-    return sql.replace(statement, "SET " + statement.removeprefix("SET LOCAL "), 1)
-
-
 def _as_owner(schema: str) -> str:
     """Lock, roles and schema as the deploying user; then act as the owner role."""
-    return prelude_sql(schema) + _session_scoped(
-        owner_sql(schema), f"SET LOCAL ROLE {OWNER_ROLE};\n"
-    )
+    return prelude_sql(schema) + owner_sql(schema, session=True)
 
 
 def migration_file_text(schema: str, migration: Migration) -> str:
-    body = _session_scoped(
-        migration_sql(schema, migration), f"SET LOCAL search_path = {schema}, pg_temp;\n"
-    )
+    body = migration_sql(schema, migration, session=True)
     return (
         f"-- notify-sql migration {migration.version}_{migration.name} for schema {schema}, "
         f"source sha256 {migration.checksum}\n"

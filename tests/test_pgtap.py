@@ -20,6 +20,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from notify_sql.throwaway import ThrowawayPostgres
+from tests.gates import skip_or_fail
 
 PGTAP_DIR = Path(__file__).parent / "pgtap"
 PGTAP_FILES = sorted(PGTAP_DIR.glob("*.sql"))
@@ -51,7 +52,7 @@ def install_pgtap(dsn: str) -> None:
             pass
         script = packaged_pgtap_script()
         if script is None:
-            pytest.skip(
+            skip_or_fail(
                 "pgTAP is not available: CREATE EXTENSION pgtap fails on this server and "
                 f"no packaged pgtap script was found under {PACKAGED_PGTAP} "
                 "(apt-get install postgresql-15-pgtap)"
@@ -73,7 +74,7 @@ def test_the_suite_has_files() -> None:
 def test_pgtap_file_passes(script: Path, dsn: str, pg_server: ThrowawayPostgres) -> None:
     pg_prove = shutil.which("pg_prove")
     if pg_prove is None:
-        pytest.skip("pg_prove is missing: apt-get install libtap-parser-sourcehandler-pgtap-perl")
+        skip_or_fail("pg_prove is missing: apt-get install libtap-parser-sourcehandler-pgtap-perl")
     install_pgtap(dsn)
     result = subprocess.run(
         [pg_prove, "--psql-bin", str(pg_server.bindir / "psql"), "--failures", str(script)],
