@@ -146,6 +146,78 @@ def test_delivery_rpcs_ignore_look_alikes(hostile_db: psycopg.Connection[Any]) -
     assert_shadows_untouched(hostile_db)
 
 
+def test_the_other_queue_rpcs_ignore_look_alikes(hostile_db: psycopg.Connection[Any]) -> None:
+    user = uuid.uuid4()
+    [(ids,)] = call(hostile_db, "add_queue_jobs",
+                    p_jobs=Jsonb([{"job_type": "bulk", "dedup_key": "b1", "user_id": str(user)},
+                                  {"job_type": "bulk", "user_id": str(user)},
+                                  {"job_type": "bulk", "user_id": str(user)}]))  # fmt: skip
+    assert len(set(ids)) == 3 and FAKE_UUID not in ids
+    jobs = hostile_db.execute(
+        "SELECT id, processing_token FROM notify.claim_pending_jobs(ARRAY['bulk'], 10)"
+    ).fetchall()
+    (first, first_token), (second, second_token), (third, third_token) = jobs
+    assert call(hostile_db, "heartbeat_queue_job", p_job_id=first,
+                p_processing_token=first_token) == [(True,)]  # fmt: skip
+    assert call(hostile_db, "fail_queue_job", p_job_id=first, p_error_message="boom",
+                p_processing_token=first_token) == [(True,)]  # fmt: skip
+    retry_at = hostile_db.execute(
+        "SELECT scheduled_for FROM notify.queue_jobs WHERE id = %s", (first,)
+    ).fetchone()
+    assert retry_at is not None and retry_at[0] > datetime.now(UTC)
+    assert call(hostile_db, "complete_queue_jobs", p_job_ids=[second],
+                p_processing_tokens=[second_token]) == [([second],)]  # fmt: skip
+    assert call(hostile_db, "release_queue_jobs", p_job_ids=[third],
+                p_processing_tokens=[third_token]) == [([third],)]  # fmt: skip
+    assert call(hostile_db, "cancel_job_with_reason", p_job_id=third, p_reason="r") == [(True,)]
+    [(brief,)] = call(hostile_db, "add_queue_job", p_user_id=user,
+                      p_job_type="generate_daily_brief",
+                      p_metadata={"briefDate": "2026-11-28"})  # fmt: skip
+    assert call(hostile_db, "cancel_brief_jobs_for_date", p_user_id=user,
+                p_brief_date="2026-11-27") == [(0, [])]  # fmt: skip
+    cancelled = call(hostile_db, "cancel_jobs_atomic", p_user_id=user,
+                     p_job_type="generate_daily_brief")  # fmt: skip
+    assert [row[0] for row in cancelled] == [brief]
+    assert call(hostile_db, "reset_stalled_jobs") == [(0,)]
+    assert call(hostile_db, "prune_queue_jobs") == [(0,)]
+    stats = {(row[0], row[1]) for row in call(hostile_db, "queue_stats")}
+    assert ("bulk", "pending") in stats and ("bulk", "completed") in stats
+    assert_shadows_untouched(hostile_db)
+
+
+def test_analytics_and_tracing_rpcs_ignore_look_alikes(
+    hostile_db: psycopg.Connection[Any],
+) -> None:
+    user = uuid.uuid4()
+    [(event_id,)] = call(hostile_db, "emit_notification_event", p_event_type="digest",
+                         p_payload={}, p_target_user_id=user, p_channels=["email"],
+                         p_correlation_id="trace-1")  # fmt: skip
+    [(delivery,)] = hostile_db.execute(
+        "SELECT id FROM notify.notification_deliveries WHERE event_id = %s", (event_id,)
+    ).fetchall()
+    assert call(hostile_db, "apply_delivery_status", p_delivery_id=delivery,
+                p_status="failed", p_error="smtp 550") == [(True, "trace-1")]  # fmt: skip
+    assert call(hostile_db, "opt_out_user_channel", p_user_id=user, p_channel="email",
+                p_reason="complaint") == [(True,)]  # fmt: skip
+    channels = {row[0]: row for row in call(hostile_db, "get_notification_channel_performance")}
+    assert set(channels) == {"email", "sms", "push", "in_app"}
+    assert channels["email"][6] == 1  # failed
+    [events] = call(hostile_db, "get_notification_event_performance")
+    assert events[:3] == ("digest", 1, 1)
+    assert len(call(hostile_db, "get_sms_notification_stats")) == 1
+    assert [row[0] for row in call(hostile_db, "get_notification_overview")] == [
+        "current",
+        "previous",
+    ]
+    assert call(hostile_db, "get_notification_delivery_timeline", p_interval="2 days")
+    [failure] = call(hostile_db, "get_recent_failed_deliveries")
+    assert delivery in failure
+    kinds = {row[1] for row in call(hostile_db, "get_notification_trace",
+                                    p_correlation_id="trace-1")}  # fmt: skip
+    assert {"event", "delivery", "job"} <= kinds
+    assert_shadows_untouched(hostile_db)
+
+
 def test_the_attacker_itself_may_call_nothing(
     dsn: str, hostile_db: psycopg.Connection[Any]
 ) -> None:

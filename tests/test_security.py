@@ -174,9 +174,11 @@ def test_every_table_has_row_level_security(db: psycopg.Connection[Any]) -> None
 PLPGSQL_CHECK_ACCEPTED: dict[tuple[str, str], str] = {}
 
 
-def test_plpgsql_check_reports_nothing_unexplained(
+def _plpgsql_check_findings(
     db: psycopg.Connection[Any], pg_server: ThrowawayPostgres
-) -> None:
+) -> list[tuple[Any, ...]]:
+    """Every finding of plpgsql_check (errors, warnings, extra and security warnings)
+    over every PL/pgSQL function in the install schema that is not explained above."""
     available = db.execute(
         "SELECT count(*) FROM pg_available_extensions WHERE name = 'plpgsql_check'"
     ).fetchone()
@@ -184,7 +186,7 @@ def test_plpgsql_check_reports_nothing_unexplained(
         if pg_server.embedded:
             pytest.skip("the embedded server has no plpgsql_check; the local server runs it")
         skip_or_fail("plpgsql_check is not installed for this server")
-    db.execute("CREATE EXTENSION plpgsql_check")
+    db.execute("CREATE EXTENSION IF NOT EXISTS plpgsql_check")
     findings = db.execute(
         "SELECT p.proname, t.level, t.message, t.lineno "
         "FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang, "
@@ -193,7 +195,7 @@ def test_plpgsql_check_reports_nothing_unexplained(
         "WHERE p.pronamespace = 'notify'::regnamespace AND l.lanname = 'plpgsql' "
         "AND p.prorettype <> 'trigger'::regtype ORDER BY 1, 4"
     ).fetchall()
-    unexplained = [
+    return [
         finding
         for finding in findings
         if not any(
@@ -201,7 +203,25 @@ def test_plpgsql_check_reports_nothing_unexplained(
             for name, start in PLPGSQL_CHECK_ACCEPTED
         )
     ]
-    assert unexplained == []
+
+
+def test_plpgsql_check_reports_nothing_unexplained(
+    db: psycopg.Connection[Any], pg_server: ThrowawayPostgres
+) -> None:
+    assert _plpgsql_check_findings(db, pg_server) == []
+
+
+def test_plpgsql_check_gate_fails_on_a_broken_function(
+    db: psycopg.Connection[Any], pg_server: ThrowawayPostgres
+) -> None:
+    """The gate can fail: a body that names a missing column and leaves a variable unused."""
+    db.execute(
+        "CREATE FUNCTION notify.broken() RETURNS integer LANGUAGE plpgsql "
+        "SET search_path = notify, pg_temp AS $$ "
+        "DECLARE unused integer; BEGIN RETURN (SELECT no_such_column FROM queue_jobs); END $$"
+    )
+    findings = {(name, level) for name, level, _, _ in _plpgsql_check_findings(db, pg_server)}
+    assert ("broken", "error") in findings
 
 
 # --- squawk -------------------------------------------------------------------------
