@@ -8,13 +8,14 @@ hiding a gate.
 from __future__ import annotations
 
 import os
+from typing import NoReturn
 
 import pytest
 
 REQUIRE_GATES = os.environ.get("NOTIFY_SQL_REQUIRE_GATES") == "1"
 
 
-def skip_or_fail(reason: str) -> None:
+def skip_or_fail(reason: str) -> NoReturn:
     if REQUIRE_GATES:
         pytest.fail(f"{reason} (required: NOTIFY_SQL_REQUIRE_GATES=1)")
     pytest.skip(reason)
