@@ -43,6 +43,7 @@ PRIVILEGES: dict[str, frozenset[str]] = dict.fromkeys(
         "heartbeat_queue_job",
         "prune_queue_jobs",
         "queue_check_batch_size",
+        "queue_check_interval",
         "queue_check_job_batch",
         "queue_retry_delay",
         "queue_stats",

@@ -17,6 +17,7 @@ DECLARE
   v_interval interval;
   v_start timestamptz;
 BEGIN
+  p_parameter := coalesce(p_parameter, 'p_parameter');  -- messages always name something
   IF p_value IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = format('%s: is required (a positive interval such as ''7 days'')', p_parameter);

@@ -15,11 +15,7 @@ AS $$
 DECLARE
   v_deleted integer;
 BEGIN
-  -- Bounded so that now() - p_older_than can never overflow.
-  IF p_older_than IS NULL OR p_older_than <= interval '0' OR p_older_than > interval '100 years' THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_older_than: must be a positive interval of at most 100 years';
-  END IF;
+  PERFORM queue_check_interval('p_older_than', p_older_than);
   PERFORM queue_check_batch_size('p_batch_size', p_batch_size, 100000);
 
   WITH victims AS MATERIALIZED (

@@ -12,7 +12,8 @@ AS $$
 BEGIN
   IF p_size IS NULL OR p_size < 1 OR p_size > p_max THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('%s: must be between 1 and %s, got %s', p_parameter, p_max, coalesce(p_size::text, 'NULL'));
+      MESSAGE = format('%s: must be between 1 and %s, got %s', coalesce(p_parameter, 'p_parameter'),
+                       p_max, coalesce(p_size::text, 'NULL'));
   END IF;
 END;
 $$;

@@ -17,11 +17,7 @@ AS $$
 DECLARE
   v_reset integer;
 BEGIN
-  -- Bounded so that now() - p_stall_timeout can never overflow.
-  IF p_stall_timeout IS NULL OR p_stall_timeout <= interval '0' OR p_stall_timeout > interval '100 years' THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_stall_timeout: must be a positive interval of at most 100 years';
-  END IF;
+  PERFORM queue_check_interval('p_stall_timeout', p_stall_timeout);
   PERFORM queue_check_batch_size('p_batch_size', p_batch_size, 100000);
 
   WITH stalled AS MATERIALIZED (
