@@ -15,9 +15,12 @@ function by auto_explain, and of the full-table aggregate.
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +28,7 @@ from typing import Any
 import psycopg
 
 from notify_sql.migrator import migrate
-from notify_sql.throwaway import throwaway_postgres
+from notify_sql.throwaway import SUPERUSER, ThrowawayPostgres, find_bindir, throwaway_postgres
 
 BATCH = 1_000_000
 WINDOWS = ["24 hours", "7 days", "30 days"]
@@ -139,7 +142,10 @@ WHERE i.indrelid IN ('notify.notification_deliveries'::regclass,
                      'notify.notification_events'::regclass)
   AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid)
 """
-LOADED_TABLES = ["notification_events", "notification_deliveries", "notification_preferences"]
+LOADED_TABLES = [
+    "notification_events", "notification_deliveries", "notification_preferences",
+    "delivery_funnel_rollup",
+]  # fmt: skip
 
 
 def load(conn: psycopg.Connection[Any], rows: int) -> float:
@@ -157,6 +163,9 @@ def load(conn: psycopg.Connection[Any], rows: int) -> float:
         print(f"  loaded {bounds['last']:,} deliveries", flush=True)
     conn.execute(PREFERENCES_SQL)
     conn.execute("RESET session_replication_role")
+    # The load bypassed the triggers that keep the funnel sums (replica role), exactly
+    # like a restore with --disable-triggers: recount them the documented way.
+    conn.execute("SELECT notify.rebuild_delivery_funnel_rollup()")
     conn.execute("SET maintenance_work_mem = '512MB'")
     for _, definition in indexes:
         conn.execute(definition)
@@ -213,6 +222,79 @@ def plans(conn: psycopg.Connection[Any]) -> None:
         print(line)
 
 
+# The write path the funnel triggers sit on, driven by pgbench with the triggers on and
+# off in alternation: the first open of a delivered email (status and opened_at move,
+# so the funnel sums do), a repeat open (only open_count moves: the trigger's WHEN
+# clause skips it) and an emit (one event, an email and a push delivery inserted).
+# Callbacks walk a shuffled list of deliveries through a sequence, so every first open
+# really is a first open.
+FUNNEL_TRIGGERS = ["delivery_funnel_tracked", "delivery_funnel_moved"]
+WRITE_TRANSACTIONS = 2_000  # per client and run
+WRITE_SCRIPTS = {
+    "first open (record_email_event)": (
+        "SELECT notify.record_email_event(t.tracking_id, 'open') FROM bench_delivered t "
+        "WHERE t.n = (SELECT nextval('bench_delivered_next'));\n"
+    ),
+    "repeat open (record_email_event)": (
+        "SELECT notify.record_email_event(t.tracking_id, 'open') FROM bench_opened t "
+        "WHERE t.n = (SELECT nextval('bench_opened_next'));\n"
+    ),
+    "emit (email + push deliveries)": (
+        "SELECT notify.emit_notification_event('bench.write', '{}'::jsonb, gen_random_uuid(), "
+        "NULL, ARRAY['email', 'push']);\n"
+    ),
+}
+SAMPLES_SQL = """
+CREATE TABLE bench_{status} AS
+SELECT row_number() OVER () AS n, tracking_id
+FROM (SELECT tracking_id FROM notify.notification_deliveries
+      WHERE channel = 'email' AND status = '{status}' ORDER BY random()) AS shuffled;
+CREATE UNIQUE INDEX ON bench_{status} (n);
+CREATE SEQUENCE bench_{status}_next;
+"""
+
+
+def pgbench_tps(server: ThrowawayPostgres, script: str, clients: int) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".sql") as file:
+        file.write(script)
+        file.flush()
+        command = [
+            str(find_bindir() / "pgbench"), "-n", "-M", "prepared", "-f", file.name,
+            "-c", str(clients), "-j", str(clients), "-t", str(WRITE_TRANSACTIONS),
+            "-h", server.host, "-p", str(server.port), "-U", SUPERUSER, "postgres",
+        ]  # fmt: skip
+        result = subprocess.run(command, check=True, capture_output=True, text=True)
+    match = re.search(r"^tps = ([0-9.]+)", result.stdout, re.MULTILINE)
+    assert match, result.stdout
+    return float(match.group(1))
+
+
+def write_cost(server: ThrowawayPostgres, conn: psycopg.Connection[Any]) -> None:
+    """Transactions per second of the write path with the funnel triggers on and off,
+    alternated over three rounds; the triggers end on and the sums rebuilt."""
+    conn.execute("RESET ROLE")
+    for status in ("delivered", "opened"):
+        conn.execute(SAMPLES_SQL.format(status=status))
+    print("\n| write path | clients | triggers off, tx/s | triggers on, tx/s | on / off |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, script in WRITE_SCRIPTS.items():
+        for clients in (1, 4):
+            rates: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(RUNS):
+                for enabled in (False, True):
+                    verb = "ENABLE" if enabled else "DISABLE"
+                    for trigger in FUNNEL_TRIGGERS:
+                        conn.execute(
+                            f"ALTER TABLE notify.notification_deliveries {verb} TRIGGER {trigger}"
+                        )
+                    rates[enabled].append(pgbench_tps(server, script, clients))
+            pairs = zip(rates[True], rates[False], strict=True)
+            ratio = statistics.median(on / off for on, off in pairs)
+            print(f"| {name} | {clients} | {statistics.median(rates[False]):,.0f} | "
+                  f"{statistics.median(rates[True]):,.0f} | {ratio:.2f} |", flush=True)  # fmt: skip
+    conn.execute("SELECT notify.rebuild_delivery_funnel_rollup()")
+
+
 def run(rows: int) -> None:
     print(f"\n=== {rows:,} deliveries over 90 days ===", flush=True)
     with throwaway_postgres(settings=SERVER_SETTINGS) as server:
@@ -235,6 +317,7 @@ def run(rows: int) -> None:
             print("\n(ratio) = time / the full-table aggregate over the same tables (events for "
                   "event_performance, deliveries otherwise), same server, same run")  # fmt: skip
             plans(conn)
+            write_cost(server, conn)
 
 
 def main() -> None:

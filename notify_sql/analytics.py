@@ -18,7 +18,7 @@ from uuid import UUID
 
 import psycopg
 
-from notify_sql.rpc import DEFAULT_SCHEMA, acall_rows, call_rows
+from notify_sql.rpc import DEFAULT_SCHEMA, acall_rows, acall_value, call_rows, call_value
 
 Interval = str | timedelta
 Granularity = Literal["hour", "day"]
@@ -237,6 +237,14 @@ class Analytics:
         """``get_recent_failed_deliveries``: latest failures first."""
         return self._rows(_recent_failures(limit, interval))
 
+    def compact_funnel_sums(self) -> int:
+        """``compact_delivery_funnel_rollup``: folds per-session sums; rows folded."""
+        return int(call_value(self.conn, "compact_delivery_funnel_rollup", {}, self.schema))
+
+    def rebuild_funnel_sums(self) -> int:
+        """``rebuild_delivery_funnel_rollup``: recounts every sum; rows written."""
+        return int(call_value(self.conn, "rebuild_delivery_funnel_rollup", {}, self.schema))
+
 
 class AsyncAnalytics:
     """Async twin of :class:`Analytics`."""
@@ -279,3 +287,13 @@ class AsyncAnalytics:
     ) -> list[FailedDelivery]:
         """``get_recent_failed_deliveries``: latest failures first."""
         return await self._rows(_recent_failures(limit, interval))
+
+    async def compact_funnel_sums(self) -> int:
+        """``compact_delivery_funnel_rollup``: folds per-session sums; rows folded."""
+        folded = await acall_value(self.conn, "compact_delivery_funnel_rollup", {}, self.schema)
+        return int(folded)
+
+    async def rebuild_funnel_sums(self) -> int:
+        """``rebuild_delivery_funnel_rollup``: recounts every sum; rows written."""
+        written = await acall_value(self.conn, "rebuild_delivery_funnel_rollup", {}, self.schema)
+        return int(written)

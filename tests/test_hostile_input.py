@@ -170,7 +170,9 @@ class Signature:
             sql.SQL("{} => {}::{}").format(sql.Identifier(arg), sql.Placeholder(), sql.SQL(kind))
             for arg, kind in self.arguments
         )
-        return sql.SQL("SELECT * FROM {}.{}({})").format(
+        # Rows are counted, not fetched: the function runs to completion either way, and
+        # a value Python cannot hold (a timestamp past 9999, 'infinity') is not an error.
+        return sql.SQL("SELECT count(*) FROM {}.{}({})").format(
             sql.Identifier(SCHEMA), sql.Identifier(self.name), placeholders
         )
 
@@ -263,8 +265,17 @@ def service_and_admin(dsn: str) -> Iterator[tuple[Conn, Conn]]:
         yield service, admin
 
 
+# Functions service_role may call that a migration defines (0005: they give the stored
+# funnel sums their meaning, so they change only with a migration).
+MIGRATION_FUNCTIONS = [
+    "delivery_funnel_of",
+    "delivery_funnel_slice",
+    "rebuild_delivery_funnel_rollup",
+]
+
+
 def _function_cases() -> list[str]:
-    return sorted(f.name for f in load_functions())
+    return sorted([f.name for f in load_functions()] + MIGRATION_FUNCTIONS)
 
 
 @pytest.mark.parametrize("function", _function_cases())
@@ -305,14 +316,14 @@ def _known_ids(admin: Conn) -> list[UUID]:
     return _seeded[database]
 
 
-def test_every_service_function_has_a_file(db: Conn) -> None:
+def test_every_service_function_is_fuzzed(db: Conn) -> None:
     """The parametrisation above covers every function service_role may call."""
     rows = db.execute(
         "SELECT DISTINCT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
         "WHERE n.nspname = %s AND has_function_privilege('service_role', p.oid, 'EXECUTE')",
         (SCHEMA,),
     ).fetchall()
-    assert {row[0] for row in rows} <= {f.name for f in load_functions()}
+    assert {row[0] for row in rows} == set(_function_cases())
 
 
 OVERSIZED_INPUTS = [

@@ -75,9 +75,18 @@ PRIVILEGES: dict[str, frozenset[str]] = dict.fromkeys(
         "get_notification_trace",
         "get_recent_failed_deliveries",
         "get_sms_notification_stats",
+        # the funnel sums (0005)
+        "compact_delivery_funnel_rollup",
+        "delivery_funnel_of",
+        "delivery_funnel_slice",
+        "rebuild_delivery_funnel_rollup",
     ),
     SERVICE_ONLY,
-)
+) | {
+    # Trigger functions: fired by PostgreSQL, never called by anyone.
+    "delivery_funnel_rollup_clear": frozenset(),
+    "delivery_funnel_rollup_track": frozenset(),
+}
 
 
 def _functions(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:

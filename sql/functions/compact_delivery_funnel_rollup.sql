@@ -1,0 +1,55 @@
+-- compact_delivery_funnel_rollup: folds the per-session funnel sums into one row per
+-- slice and channel.
+--
+-- delivery_funnel_rollup (0005) keeps one sums row per slice, channel and writing
+-- session, so concurrent writers never wait on each other. Sessions come and go (a
+-- pool recycling connections leaves rows under many pids), and the rows of a window
+-- are what analytics_delivery_funnel reads; this folds every session's row into writer
+-- 0. Run it from a scheduler (pg_cron, or any worker) every few minutes to hours:
+-- results never depend on it, only the rows a window reads do.
+--
+-- Guarantees: totals are unchanged for every reader, because the removed rows and the
+-- added sums commit together, in one statement. A session's row that is being written
+-- by an open transaction is waited for (row lock), then folded; a row a session adds
+-- meanwhile stays for the next run. One compaction or rebuild at a time (the
+-- transaction-level advisory lock keyed on the table, which the rebuild takes too).
+-- Returns the number of session rows folded.
+CREATE FUNCTION @schema@.compact_delivery_funnel_rollup()
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY INVOKER
+SET search_path = @schema@, pg_temp
+AS $$
+DECLARE
+  v_folded bigint;
+BEGIN
+  PERFORM pg_advisory_xact_lock('@schema@.delivery_funnel_rollup'::regclass::oid::bigint);
+  -- Every row of a slice and channel that has session rows, writer 0's included, is
+  -- replaced by one writer-0 row holding their sum (a key deleted and re-inserted in
+  -- one statement is no conflict).
+  WITH folded AS (
+    DELETE FROM delivery_funnel_rollup r
+    WHERE (r.slice_start, r.channel) IN (SELECT s.slice_start, s.channel
+                                         FROM delivery_funnel_rollup s
+                                         WHERE s.writer_pid <> 0)
+    RETURNING r.*
+  ),
+  merged AS (
+    INSERT INTO delivery_funnel_rollup
+      (slice_start, channel, writer_pid, total_sent, sent, delivered, opened, clicked, failed,
+       sent_us_sum, sent_us_count, delivered_us_sum, delivered_us_count)
+    SELECT f.slice_start, f.channel, 0, sum(f.total_sent), sum(f.sent), sum(f.delivered),
+           sum(f.opened), sum(f.clicked), sum(f.failed), sum(f.sent_us_sum),
+           sum(f.sent_us_count), sum(f.delivered_us_sum), sum(f.delivered_us_count)
+    FROM folded f
+    GROUP BY f.slice_start, f.channel
+  )
+  SELECT count(*) FILTER (WHERE f.writer_pid <> 0) INTO v_folded FROM folded f;
+  RETURN v_folded;
+END;
+$$;
+
+COMMENT ON FUNCTION @schema@.compact_delivery_funnel_rollup() IS
+  'Folds the per-session rows of delivery_funnel_rollup into one row per slice and channel (totals unchanged, one compaction at a time); returns the rows folded. Schedule it every few minutes to hours.';
+
+GRANT EXECUTE ON FUNCTION @schema@.compact_delivery_funnel_rollup() TO service_role;
