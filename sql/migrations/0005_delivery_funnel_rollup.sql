@@ -154,9 +154,10 @@ BEGIN
   SELECT delivery_funnel_slice(c.created_at), c.channel, pg_backend_pid(),
          sum(c.weight * f.total_sent), sum(c.weight * f.sent), sum(c.weight * f.delivered),
          sum(c.weight * f.opened), sum(c.weight * f.clicked), sum(c.weight * f.failed),
-         coalesce(sum(c.weight * f.sent_us), 0), sum(c.weight * (f.sent_us IS NOT NULL)::integer),
-         coalesce(sum(c.weight * f.delivered_us), 0),
-         sum(c.weight * (f.delivered_us IS NOT NULL)::integer)
+         coalesce(sum(c.weight * f.sent_us) FILTER (WHERE f.sent_us IS NOT NULL), 0),
+         coalesce(sum(c.weight) FILTER (WHERE f.sent_us IS NOT NULL), 0),
+         coalesce(sum(c.weight * f.delivered_us) FILTER (WHERE f.delivered_us IS NOT NULL), 0),
+         coalesce(sum(c.weight) FILTER (WHERE f.delivered_us IS NOT NULL), 0)
   FROM (SELECT -1, OLD.channel, OLD.status, OLD.created_at, OLD.sent_at, OLD.delivered_at,
                OLD.opened_at, OLD.clicked_at
         WHERE TG_OP <> 'INSERT'
@@ -240,8 +241,11 @@ BEGIN
      sent_us_sum, sent_us_count, delivered_us_sum, delivered_us_count)
   SELECT delivery_funnel_slice(d.created_at), d.channel, 0,
          sum(f.total_sent), sum(f.sent), sum(f.delivered), sum(f.opened), sum(f.clicked),
-         sum(f.failed), coalesce(sum(f.sent_us), 0), count(f.sent_us),
-         coalesce(sum(f.delivered_us), 0), count(f.delivered_us)
+         sum(f.failed),
+         coalesce(sum(f.sent_us) FILTER (WHERE f.sent_us IS NOT NULL), 0),
+         count(*) FILTER (WHERE f.sent_us IS NOT NULL),
+         coalesce(sum(f.delivered_us) FILTER (WHERE f.delivered_us IS NOT NULL), 0),
+         count(*) FILTER (WHERE f.delivered_us IS NOT NULL)
   FROM notification_deliveries d
   CROSS JOIN LATERAL delivery_funnel_of(d.status, d.created_at, d.sent_at, d.delivered_at,
                                         d.opened_at, d.clicked_at) f

@@ -4,7 +4,7 @@
 -- unparsable or negative interval.
 BEGIN;
 SET LOCAL search_path = notify, tap, public;
-SELECT plan(9);
+SELECT plan(13);
 SET LOCAL ROLE service_role;
 
 -- Four email deliveries in the window (clicked, delivered, failed, cancelled) and one
@@ -55,6 +55,24 @@ SELECT throws_like($$ SELECT * FROM get_notification_event_performance(NULL) $$,
 SELECT throws_ok($$ SELECT * FROM get_sms_notification_stats('soon') $$, '22023', NULL,
   'get_sms_notification_stats refuses a bad interval with 22023');
 
+-- The funnel sums (0005) moved with the writes above, in this same transaction.
+SELECT results_eq(
+  $$ SELECT sum(total_sent)::bigint, sum(sent)::bigint, sum(failed)::bigint,
+            sum(sent_us_count)::bigint
+     FROM delivery_funnel_rollup WHERE channel = 'email' $$,
+  $$ VALUES (4::bigint, 3::bigint, 1::bigint, 3::bigint) $$,
+  'the funnel sums hold every email delivery, the older one included');
+UPDATE notification_deliveries SET status = 'failed' WHERE status = 'delivered';
+SELECT results_eq(
+  $$ SELECT sent, failed FROM get_notification_channel_performance('7 days') WHERE channel = 'email' $$,
+  $$ VALUES (1::bigint, 2::bigint) $$,
+  'a status update moves the delivery between funnel columns at once');
+
 RESET ROLE;
+SELECT triggers_are('notify', 'notification_deliveries',
+  ARRAY['delivery_funnel_tracked', 'delivery_funnel_moved', 'delivery_funnel_truncated'],
+  'deliveries carry exactly the funnel triggers');
+SELECT function_privs_are('notify', 'rebuild_delivery_funnel_rollup', ARRAY[]::name[], 'anon',
+  ARRAY[]::text[], 'anon cannot rebuild the funnel sums');
 SELECT * FROM finish();
 ROLLBACK;
