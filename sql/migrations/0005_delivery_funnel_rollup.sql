@@ -20,9 +20,10 @@
 --     moves sums between funnel columns of its creation slice.
 --   * rows are per writer: the key holds pg_backend_pid(), and a session runs one
 --     transaction at a time, so two sessions never update the same sums row. Concurrent
---     callbacks never wait on each other and cannot deadlock here (a shared counter row
---     would serialise every callback of a channel). compact_delivery_funnel_rollup
---     folds the per-session rows into writer 0; readers add them all up anyway.
+--     callbacks never wait on each other and cannot deadlock here. (0003 turned a rollup
+--     down because a shared counter row would serialise every callback of a channel;
+--     per-session rows remove that objection.) compact_delivery_funnel_rollup folds the
+--     per-session rows into writer 0; readers add them all up anyway.
 --   * triggers do not fire for session_replication_role = replica (logical replication
 --     apply, pg_restore --disable-triggers): after such a load, run
 --     rebuild_delivery_funnel_rollup(). The one thing this key cannot serve is
