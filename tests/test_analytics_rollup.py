@@ -291,6 +291,28 @@ def test_each_session_writes_its_own_sums_row(dsn: str) -> None:
         assert pids == (2,)
 
 
+def test_compaction_never_waits_for_a_writer(dsn: str) -> None:
+    """A writer in an open transaction holds its sums row; compaction skips it instead
+    of waiting (no lock wait, so no deadlock with a writer upserting two rows), and
+    folds it once the writer commits."""
+    insert = (
+        "INSERT INTO notify.notification_deliveries (recipient_user_id, channel, status) "
+        "VALUES (gen_random_uuid(), 'sms', %s)"
+    )
+    with psycopg.connect(dsn) as writer, psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(insert, ("sent",))
+        writer.execute(insert, ("sent",))
+        writer.commit()
+        writer.execute(insert, ("delivered",))  # updates, so locks, its committed sums row
+        admin.execute("SET lock_timeout = '1s'")
+        assert admin.execute("SELECT notify.compact_delivery_funnel_rollup()").fetchone() == (1,)
+        writer.commit()
+        assert admin.execute("SELECT notify.compact_delivery_funnel_rollup()").fetchone() == (1,)
+        assert admin.execute(
+            "SELECT writer_pid, sent, delivered FROM notify.delivery_funnel_rollup"
+        ).fetchall() == [(0, 3, 1)]
+
+
 def test_a_rolled_back_write_leaves_the_sums_untouched(db: psycopg.Connection[Any]) -> None:
     with db.transaction(force_rollback=True):
         db.execute(INSERT_SQL, delivery_row("push", "sent", timedelta(0), {}, None))

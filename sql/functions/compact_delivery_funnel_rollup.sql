@@ -9,11 +9,10 @@
 -- results never depend on it, only the rows a window reads do.
 --
 -- Guarantees: totals are unchanged for every reader, because the removed rows and the
--- added sums commit together, in one statement. A session's row that is being written
--- by an open transaction is waited for (row lock), then folded; a row a session adds
--- meanwhile stays for the next run. One compaction or rebuild at a time (the
--- transaction-level advisory lock keyed on the table, which the rebuild takes too).
--- Returns the number of session rows folded.
+-- added sums commit together, in one statement. It never waits for a writer: a session
+-- row that an open transaction is writing is left for the next run, like a row added
+-- meanwhile. One compaction or rebuild at a time (the transaction-level advisory lock
+-- keyed on the table, which the rebuild takes too). Returns the session rows folded.
 CREATE FUNCTION @schema@.compact_delivery_funnel_rollup()
 RETURNS bigint
 LANGUAGE plpgsql
@@ -26,12 +25,19 @@ BEGIN
   PERFORM pg_advisory_xact_lock('@schema@.delivery_funnel_rollup'::regclass::oid::bigint);
   -- Every row of a slice and channel that has session rows, writer 0's included, is
   -- replaced by one writer-0 row holding their sum (a key deleted and re-inserted in
-  -- one statement is no conflict).
+  -- one statement is no conflict). Rows locked by a writer's open transaction are
+  -- skipped, so a compaction never waits for a writer: a callback upserting two sums
+  -- rows cannot deadlock with it. Writer-0 rows are only ever locked here and by the
+  -- rebuild, which the advisory lock above excludes.
   WITH folded AS (
     DELETE FROM delivery_funnel_rollup r
-    WHERE (r.slice_start, r.channel) IN (SELECT s.slice_start, s.channel
-                                         FROM delivery_funnel_rollup s
-                                         WHERE s.writer_pid <> 0)
+    WHERE (r.slice_start, r.channel, r.writer_pid) IN (
+      SELECT s.slice_start, s.channel, s.writer_pid
+      FROM delivery_funnel_rollup s
+      WHERE (s.slice_start, s.channel) IN (SELECT t.slice_start, t.channel
+                                           FROM delivery_funnel_rollup t
+                                           WHERE t.writer_pid <> 0)
+      FOR UPDATE SKIP LOCKED)
     RETURNING r.*
   ),
   merged AS (
