@@ -20,9 +20,9 @@
 -- zone; NULL: one bucket starting at p_since) and, with p_by_channel, per channel;
 -- every bucket of the window and every channel appear, with zero counts when empty.
 -- p_channel restricts the rows read to one channel. Window bounds must be finite (and
--- before the year 100000), and a
--- bucketed window may hold at most 10,000 buckets (an hourly grid over centuries would
--- never end): both refused with 22023 before anything is read.
+-- before the year 100000), and a bucketed window may hold at most 10,000 buckets (an
+-- hourly grid over centuries would never end): both refused with 22023 before anything
+-- is read.
 --
 -- Speed, exactly: the whole 15-minute slices inside the window are read from
 -- delivery_funnel_rollup (0005), which triggers keep equal to the sum of

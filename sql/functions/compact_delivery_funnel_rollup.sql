@@ -29,15 +29,18 @@ BEGIN
   -- skipped, so a compaction never waits for a writer: a callback upserting two sums
   -- rows cannot deadlock with it. Writer-0 rows are only ever locked here and by the
   -- rebuild, which the advisory lock above excludes.
-  WITH folded AS (
+  WITH locked AS (
+    SELECT s.slice_start, s.channel, s.writer_pid
+    FROM delivery_funnel_rollup s
+    WHERE EXISTS (SELECT FROM delivery_funnel_rollup t
+                  WHERE t.slice_start = s.slice_start AND t.channel = s.channel
+                    AND t.writer_pid <> 0)
+    FOR UPDATE SKIP LOCKED
+  ),
+  folded AS (
     DELETE FROM delivery_funnel_rollup r
-    WHERE (r.slice_start, r.channel, r.writer_pid) IN (
-      SELECT s.slice_start, s.channel, s.writer_pid
-      FROM delivery_funnel_rollup s
-      WHERE (s.slice_start, s.channel) IN (SELECT t.slice_start, t.channel
-                                           FROM delivery_funnel_rollup t
-                                           WHERE t.writer_pid <> 0)
-      FOR UPDATE SKIP LOCKED)
+    USING locked l
+    WHERE (r.slice_start, r.channel, r.writer_pid) = (l.slice_start, l.channel, l.writer_pid)
     RETURNING r.*
   ),
   merged AS (

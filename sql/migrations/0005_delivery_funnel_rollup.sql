@@ -16,8 +16,9 @@
 --   * AFTER triggers add the contribution of every inserted row and of the new version
 --     of every updated row, and subtract that of every deleted row and of the old
 --     version of every updated row, in the writer's own transaction: a rolled-back
---     write leaves no trace, a committed one is counted once. TRUNCATE empties the sums. A status moving for days (opens, clicks, late bounces) simply
---     moves sums between funnel columns of its creation slice.
+--     write leaves no trace, a committed one is counted once. TRUNCATE empties the
+--     sums. A status moving for days (opens, clicks, late bounces) simply moves sums
+--     between funnel columns of its creation slice.
 --   * rows are per writer: the key holds pg_backend_pid(), and a session runs one
 --     transaction at a time, so two sessions never update the same sums row. Concurrent
 --     callbacks never wait on each other and cannot deadlock here. (0003 turned a rollup
