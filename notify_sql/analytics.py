@@ -1,6 +1,6 @@
 """Typed wrappers for the analytics RPCs (read-only dashboard queries).
 
-Every figure is computed in SQL (see ``sql/functions/analytics_delivery_funnel.sql`` for
+Every figure is computed in SQL (see ``sql/functions/internal/analytics_delivery_funnel.sql`` for
 the funnel definitions); these classes only name the function, pass the contract's
 argument names and type the rows. Windows are PostgreSQL interval text (``'7 days'``,
 ``'24 hours'``) or a :class:`~datetime.timedelta`; a bad window raises

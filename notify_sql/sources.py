@@ -15,6 +15,7 @@ from pathlib import Path
 from notify_sql.errors import MigrationError
 
 SCHEMA_PLACEHOLDER = "@schema@"
+INTERNAL_GROUP = "internal"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _FUNCTION_NAME = re.compile(r"^([a-z_][a-z0-9_]*)\.sql$")
@@ -63,6 +64,12 @@ class Migration(SqlFile):
 @dataclass(frozen=True)
 class FunctionFile(SqlFile):
     name: str
+    group: str
+
+    @property
+    def internal(self) -> bool:
+        """Helpers called by other functions, not part of the public API."""
+        return self.group == INTERNAL_GROUP
 
     @cached_property
     def _lines(self) -> list[str]:
@@ -99,16 +106,32 @@ def load_migrations(root: Path | None = None) -> list[Migration]:
 
 
 def load_functions(root: Path | None = None) -> list[FunctionFile]:
+    """Every ``functions/<group>/<name>.sql``, in name order.
+
+    The group folder is documentation only (it decides the section in docs/rpc.md); the
+    function's name is the file's name, so two files with one name are refused wherever
+    they sit.
+    """
     folder = (root or sql_root()) / "functions"
-    functions = []
-    for path in sorted(folder.glob("*.sql")):
+    functions: dict[str, FunctionFile] = {}
+    for path in sorted(folder.rglob("*.sql")):
+        relative = path.relative_to(folder)
         match = _FUNCTION_NAME.match(path.name)
-        if not match:
-            raise MigrationError(f"{path.name}: function files are named function_name.sql")
-        function = FunctionFile(path, path.read_text(), name=match.group(1))
+        if not match or len(relative.parts) != 2:  # group/name.sql
+            raise MigrationError(
+                f"{relative}: function files are named <group>/<function_name>.sql"
+            )
+        function = FunctionFile(
+            path, path.read_text(), name=match.group(1), group=relative.parts[0]
+        )
+        if function.name in functions:
+            raise MigrationError(
+                f"{relative}: function {function.name} is also defined in "
+                f"{functions[function.name].path.relative_to(folder)}"
+            )
         if not function.grants:
             raise MigrationError(
-                f"{path.name}: declares no GRANT EXECUTE; every function says who may call it"
+                f"{relative}: declares no GRANT EXECUTE; every function says who may call it"
             )
-        functions.append(function)
-    return functions
+        functions[function.name] = function
+    return sorted(functions.values(), key=lambda f: f.name)

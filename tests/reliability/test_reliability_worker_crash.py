@@ -19,7 +19,7 @@ from datetime import timedelta
 from multiprocessing.context import SpawnProcess
 
 from notify_sql.queue import Queue
-from tests.test_reliability_common import (
+from tests.helpers.reliability import (
     CONNECTION_LOST,
     WORKER_APPLICATION,
     Conn,

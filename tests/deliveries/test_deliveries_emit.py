@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from notify_sql.deliveries import AsyncDeliveries, Deliveries
 from notify_sql.errors import InvalidArgument
-from tests.test_deliveries_common import one, snapshot
+from tests.helpers.deliveries import one, snapshot
 
 ALL_CHANNELS = ["email", "in_app", "push", "sms"]
 

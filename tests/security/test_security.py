@@ -14,9 +14,9 @@ import pytest
 from notify_sql.migrator import OWNER_ROLE
 from notify_sql.sources import load_migrations, sql_root
 from notify_sql.throwaway import ThrowawayPostgres
-from tests.gates import skip_or_fail
+from tests.helpers.gates import skip_or_fail
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("public", "anon", "authenticated", "service_role")
 
 # Functions that run as their owner, and why each must. Everything else is INVOKER.
@@ -29,6 +29,10 @@ SECURITY_DEFINER: dict[str, str] = {}
 SERVICE_ONLY = frozenset({"service_role"})
 PRIVILEGES: dict[str, frozenset[str]] = dict.fromkeys(
     (
+        # the validation family (check_*)
+        "check_jsonb",
+        "check_required",
+        "check_text",
         # queue
         "add_queue_job",
         "add_queue_jobs",

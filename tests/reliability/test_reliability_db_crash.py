@@ -21,7 +21,7 @@ import pytest
 from notify_sql.migrator import migrate
 from notify_sql.queue import Queue
 from notify_sql.throwaway import ThrowawayPostgres
-from tests.test_reliability_common import (
+from tests.helpers.reliability import (
     JOB_TYPE,
     assert_every_job_final_exactly_once,
     install_completion_log,

@@ -20,9 +20,9 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from notify_sql.throwaway import ThrowawayPostgres
-from tests.gates import skip_or_fail
+from tests.helpers.gates import skip_or_fail
 
-PGTAP_DIR = Path(__file__).parent / "pgtap"
+PGTAP_DIR = Path(__file__).parent
 PGTAP_FILES = sorted(PGTAP_DIR.glob("*.sql"))
 TAP_SCHEMA = "tap"
 PACKAGED_PGTAP = Path("/usr/share/postgresql")

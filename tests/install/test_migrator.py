@@ -28,11 +28,11 @@ GRANT EXECUTE ON FUNCTION @schema@.{name}(integer) TO service_role, authenticate
 
 def write_tree(root: Path, migrations: dict[str, str], functions: dict[str, str]) -> Path:
     (root / "migrations").mkdir(parents=True, exist_ok=True)
-    (root / "functions").mkdir(parents=True, exist_ok=True)
     for name, text in migrations.items():
         (root / "migrations" / f"{name}.sql").write_text(text)
     for name, text in functions.items():
-        (root / "functions" / f"{name}.sql").write_text(text)
+        (root / "functions" / "test").mkdir(parents=True, exist_ok=True)
+        (root / "functions" / "test" / f"{name}.sql").write_text(text)
     return root
 
 
@@ -236,7 +236,7 @@ def test_a_function_removed_from_the_files_is_dropped(tmp_path: Path, empty_dsn:
         tmp_path, {}, {"add_one": add_one(), "add_two": add_one().replace("add_one", "add_two")}
     )
     migrate(empty_dsn, "rm", root=root)
-    (root / "functions" / "add_two.sql").unlink()
+    (root / "functions" / "test" / "add_two.sql").unlink()
     assert inspect(empty_dsn, "rm", root=root).unexpected == ["add_two"]
     assert [(s.kind, s.name) for s in migrate(empty_dsn, "rm", root=root)] == [("drop", "add_two")]
     assert fetch(empty_dsn, "SELECT count(*) FROM pg_proc WHERE proname = 'add_two'") == [(0,)]

@@ -12,7 +12,7 @@ import pytest
 
 from notify_sql.deliveries import AsyncDeliveries, Deliveries
 from notify_sql.errors import InvalidArgument
-from tests.test_deliveries_common import make_delivery, one, snapshot
+from tests.helpers.deliveries import make_delivery, one, snapshot
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

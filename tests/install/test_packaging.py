@@ -14,7 +14,7 @@ import pytest
 
 from notify_sql.sources import sql_root
 
-REPOSITORY = Path(__file__).parent.parent
+REPOSITORY = Path(__file__).parents[2]
 TIMEOUT_SECONDS = 300
 
 
@@ -62,7 +62,7 @@ def test_wheel_holds_every_sql_file_and_the_typing_marker(wheel: Path) -> None:
     sql_files = {
         f"notify_sql/sql/{path.relative_to(sql_root()).as_posix()}"
         for folder in ("migrations", "functions")
-        for path in (sql_root() / folder).glob("*.sql")
+        for path in (sql_root() / folder).rglob("*.sql")
     }
     assert sql_files, "no SQL files in the checkout"
     assert sql_files - names == set()

@@ -12,7 +12,7 @@ import psycopg
 from notify_sql.rpcdocs import REGENERATE, generate, split_top_level
 
 SCHEMA = "notify"
-RPC_DOCS = Path(__file__).parent.parent / "docs" / "rpc.md"
+RPC_DOCS = Path(__file__).parents[2] / "docs" / "rpc.md"
 
 
 def test_every_installed_function_has_a_comment(db: psycopg.Connection[Any]) -> None:

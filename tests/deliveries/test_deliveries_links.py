@@ -14,7 +14,7 @@ import pytest
 
 from notify_sql.deliveries import AsyncDeliveries, Deliveries
 from notify_sql.errors import InvalidArgument
-from tests.test_deliveries_common import (
+from tests.helpers.deliveries import (
     DELIVERY_RANKING,
     TWILIO_RANKING,
     TWILIO_TO_DELIVERY,

@@ -21,7 +21,7 @@ import pytest
 
 from notify_sql.queue import ClaimedJob, Queue
 from notify_sql.worker import Worker
-from tests.test_reliability_common import (
+from tests.helpers.reliability import (
     JOB_TYPE,
     WORKER_APPLICATION,
     Conn,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from notify_sql.migrator import migrate
 from notify_sql.sources import sql_root
-from tests.test_reliability_common import (
+from tests.helpers.reliability import (
     Conn,
     assert_every_job_final_exactly_once,
     enqueue,
@@ -39,7 +39,7 @@ def _trees(tmp_path: Path) -> tuple[Path, Path]:
     original, changed = tmp_path / "original", tmp_path / "changed"
     shutil.copytree(sql_root(), original)
     shutil.copytree(sql_root(), changed)
-    path = changed / "functions" / f"{CHANGED_FUNCTION}.sql"
+    path = next((changed / "functions").rglob(f"{CHANGED_FUNCTION}.sql"))
     text = path.read_text()
     changed_text = text.replace("BEGIN\n", "BEGIN\n  -- deployed while workers run\n", 1)
     assert changed_text != text

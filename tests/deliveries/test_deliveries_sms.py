@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from notify_sql.deliveries import AsyncDeliveries, Deliveries
 from notify_sql.errors import InvalidArgument
-from tests.test_deliveries_common import (
+from tests.helpers.deliveries import (
     IMPLIED_STAGES,
     TWILIO_RANKING,
     TWILIO_TO_DELIVERY,
