@@ -389,7 +389,7 @@ ANALYTICS_FUNCTIONS = [
     "get_notification_overview(text)",
     "get_notification_delivery_timeline(text, text, text)",
     "get_recent_failed_deliveries(integer, text)",
-    "analytics_interval(text, text)",
+    "check_window(text, text)",
     "analytics_delivery_funnel(timestamptz, timestamptz, text, boolean, text)",
 ]
 

@@ -14,7 +14,7 @@ The accepted outcomes, i.e. the documented error surface:
 * success;
 * SQLSTATE 22023 (invalid_parameter_value): the functions' own validation (whether the
   message names the parameter is checked by the explicit oversized-input tests at the
-  end, not here: helpers such as queue_check_batch_size name their caller's parameter);
+  end, not here: helpers such as check_batch_size name their caller's parameter);
 * any other class 22 (data exception: 22P02 invalid text, 22003 / 22008 / 22015 out of
   range, 22P05 ``\\u0000`` in JSON, ...) raised while PostgreSQL parses an argument,
   before the function runs (the error context names no function);

@@ -27,7 +27,7 @@ SET search_path = @schema@, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-  v_since timestamptz := now() - analytics_interval(p_interval, 'p_interval');
+  v_since timestamptz := now() - check_window('p_interval', p_interval);
 BEGIN
   RETURN QUERY
   SELECT f.channel, f.total_sent, f.sent, f.delivered, f.opened, f.clicked, f.failed,

@@ -34,7 +34,7 @@ SET search_path = @schema@, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-  v_since timestamptz := now() - analytics_interval(p_interval, 'p_interval');
+  v_since timestamptz := now() - check_window('p_interval', p_interval);
 BEGIN
   IF p_granularity IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',

@@ -30,7 +30,7 @@ SET plan_cache_mode = force_custom_plan
 AS $$
 #variable_conflict use_column
 DECLARE
-  v_since timestamptz := now() - analytics_interval(p_interval, 'p_interval');
+  v_since timestamptz := now() - check_window('p_interval', p_interval);
 BEGIN
   RETURN QUERY
   WITH events AS (

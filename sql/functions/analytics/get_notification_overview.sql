@@ -31,7 +31,7 @@ SET search_path = @schema@, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-  v_interval interval := analytics_interval(p_interval, 'p_interval');
+  v_interval interval := check_window('p_interval', p_interval);
   v_since timestamptz := now() - v_interval;
 BEGIN
   RETURN QUERY

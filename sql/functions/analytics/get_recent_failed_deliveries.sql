@@ -31,7 +31,7 @@ SET plan_cache_mode = force_custom_plan
 AS $$
 #variable_conflict use_column
 DECLARE
-  v_since timestamptz := now() - analytics_interval(p_interval, 'p_interval');
+  v_since timestamptz := now() - check_window('p_interval', p_interval);
 BEGIN
   IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
     RAISE EXCEPTION USING ERRCODE = '22023',

@@ -36,7 +36,7 @@ SET search_path = @schema@, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-  v_since timestamptz := now() - analytics_interval(p_interval, 'p_interval');
+  v_since timestamptz := now() - check_window('p_interval', p_interval);
 BEGIN
   RETURN QUERY
   WITH phones AS (

@@ -31,7 +31,7 @@ BEGIN
   IF p_jobs IS NULL OR jsonb_typeof(p_jobs) <> 'array' THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_jobs: must be a JSON array of job objects';
   END IF;
-  PERFORM queue_check_batch_size('p_jobs', jsonb_array_length(p_jobs));
+  PERFORM check_batch_size('p_jobs', jsonb_array_length(p_jobs));
 
   -- The first element with a problem, if any (CASE tests in order, so the key checks
   -- only ever see objects).

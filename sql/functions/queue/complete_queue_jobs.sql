@@ -22,7 +22,7 @@ AS $$
 DECLARE
   v_completed uuid[];
 BEGIN
-  PERFORM queue_check_job_batch(p_job_ids, p_processing_tokens);
+  PERFORM check_job_batch(p_job_ids, p_processing_tokens);
   IF p_results IS NOT NULL AND cardinality(p_results) <> cardinality(p_job_ids) THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = 'p_results: must be NULL or hold one element per job id';

@@ -23,7 +23,7 @@ AS $$
 DECLARE
   v_changed uuid[];
 BEGIN
-  PERFORM queue_check_job_batch(p_job_ids, p_processing_tokens);
+  PERFORM check_job_batch(p_job_ids, p_processing_tokens);
   IF p_error_messages IS NULL OR cardinality(p_error_messages) <> cardinality(p_job_ids) THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = 'p_error_messages: must have one element per job id';

@@ -15,8 +15,8 @@ AS $$
 DECLARE
   v_deleted integer;
 BEGIN
-  PERFORM queue_check_interval('p_older_than', p_older_than);
-  PERFORM queue_check_batch_size('p_batch_size', p_batch_size, 100000);
+  PERFORM check_interval('p_older_than', p_older_than);
+  PERFORM check_batch_size('p_batch_size', p_batch_size, 100000);
 
   WITH victims AS MATERIALIZED (
     SELECT j.id

@@ -18,7 +18,7 @@ AS $$
 DECLARE
   v_released uuid[];
 BEGIN
-  PERFORM queue_check_job_batch(p_job_ids, p_processing_tokens);
+  PERFORM check_job_batch(p_job_ids, p_processing_tokens);
 
   WITH released AS (
     UPDATE queue_jobs j

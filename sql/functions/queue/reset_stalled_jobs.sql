@@ -17,8 +17,8 @@ AS $$
 DECLARE
   v_reset integer;
 BEGIN
-  PERFORM queue_check_interval('p_stall_timeout', p_stall_timeout);
-  PERFORM queue_check_batch_size('p_batch_size', p_batch_size, 100000);
+  PERFORM check_interval('p_stall_timeout', p_stall_timeout);
+  PERFORM check_batch_size('p_batch_size', p_batch_size, 100000);
 
   WITH stalled AS MATERIALIZED (
     SELECT j.id

@@ -1,4 +1,4 @@
--- analytics_interval: the one parser for the analytics window arguments (p_interval).
+-- check_window: the one parser for the analytics window arguments (p_interval).
 --
 -- Guarantees: returns an interval i such that now() - i is a representable instant
 -- strictly before now(); anything else (NULL, text that is not an interval, zero,
@@ -6,7 +6,7 @@
 -- starting with the caller's parameter name. The text is cast, never spliced into a
 -- statement, and the cast's own errors (class 22: syntax, field overflow) are caught
 -- and re-raised as 22023 so callers see one error code for every bad window.
-CREATE FUNCTION @schema@.analytics_interval(p_value text, p_parameter text DEFAULT 'p_interval')
+CREATE FUNCTION @schema@.check_window(p_parameter text, p_value text)
 RETURNS interval
 LANGUAGE plpgsql
 STABLE
@@ -44,7 +44,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION @schema@.analytics_interval(text, text) IS
+COMMENT ON FUNCTION @schema@.check_window(text, text) IS
   'Parses an analytics window: a positive interval whose start now() - i is representable; otherwise raises 22023 naming p_parameter.';
 
-GRANT EXECUTE ON FUNCTION @schema@.analytics_interval(text, text) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.check_window(text, text) TO service_role;

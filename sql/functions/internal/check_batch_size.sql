@@ -1,8 +1,8 @@
--- queue_check_batch_size: the one rule for batch sizes (1..1000), raised as 22023.
+-- check_batch_size: the one rule for batch sizes (1..1000), raised as 22023.
 --
 -- Shared by every function taking a batch size or a batch of ids, so the limit and the
 -- message are the same everywhere. Raises before the caller has written anything.
-CREATE FUNCTION @schema@.queue_check_batch_size(p_parameter text, p_size integer, p_max integer DEFAULT 1000)
+CREATE FUNCTION @schema@.check_batch_size(p_parameter text, p_size integer, p_max integer DEFAULT 1000)
 RETURNS void
 LANGUAGE plpgsql
 IMMUTABLE
@@ -18,7 +18,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION @schema@.queue_check_batch_size(text, integer, integer) IS
+COMMENT ON FUNCTION @schema@.check_batch_size(text, integer, integer) IS
   'Raises 22023 naming p_parameter unless 1 <= p_size <= p_max.';
 
-GRANT EXECUTE ON FUNCTION @schema@.queue_check_batch_size(text, integer, integer) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.check_batch_size(text, integer, integer) TO service_role;

@@ -1,10 +1,10 @@
--- queue_check_interval: the one rule for the queue's age and timeout arguments.
+-- check_interval: the one rule for the queue's age and timeout arguments.
 --
 -- A positive interval of at most 100 years, raised as 22023 naming the parameter. The
 -- upper bound is what keeps `now() - p_value` from overflowing in the callers (a huge
 -- interval would otherwise surface as an internal datetime error). Raises before the
 -- caller has written anything.
-CREATE FUNCTION @schema@.queue_check_interval(p_parameter text, p_value interval)
+CREATE FUNCTION @schema@.check_interval(p_parameter text, p_value interval)
 RETURNS void
 LANGUAGE plpgsql
 IMMUTABLE
@@ -20,7 +20,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION @schema@.queue_check_interval(text, interval) IS
+COMMENT ON FUNCTION @schema@.check_interval(text, interval) IS
   'Raises 22023 naming p_parameter unless p_value is a positive interval of at most 100 years.';
 
-GRANT EXECUTE ON FUNCTION @schema@.queue_check_interval(text, interval) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.check_interval(text, interval) TO service_role;

@@ -1,10 +1,10 @@
--- queue_check_job_batch: validates the (ids, tokens) arrays of the batch functions.
+-- check_job_batch: validates the (ids, tokens) arrays of the batch functions.
 --
 -- Both arrays must be non-NULL, of equal length (at most 1000) and free of NULLs: a NULL
 -- token would be an unfenced write, so it is refused like in the single-job functions.
 -- An empty batch is allowed (a worker may have nothing to report). Raises 22023 naming
 -- the parameter, before the caller writes anything.
-CREATE FUNCTION @schema@.queue_check_job_batch(p_job_ids uuid[], p_processing_tokens uuid[])
+CREATE FUNCTION @schema@.check_job_batch(p_job_ids uuid[], p_processing_tokens uuid[])
 RETURNS void
 LANGUAGE plpgsql
 IMMUTABLE
@@ -27,7 +27,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION @schema@.queue_check_job_batch(uuid[], uuid[]) IS
+COMMENT ON FUNCTION @schema@.check_job_batch(uuid[], uuid[]) IS
   'Raises 22023 unless p_job_ids and p_processing_tokens are equal-length (<= 1000) arrays without NULLs.';
 
-GRANT EXECUTE ON FUNCTION @schema@.queue_check_job_batch(uuid[], uuid[]) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.check_job_batch(uuid[], uuid[]) TO service_role;
