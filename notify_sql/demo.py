@@ -23,6 +23,8 @@ from notify_sql.throwaway import throwaway_postgres
 
 Echo = Callable[[str], None]
 SEND_JOB = "send_notification"
+# Where the demo runs in a database given with --dsn (see run_demo).
+DEMO_SCHEMA = "notify_demo"
 
 
 def _setup_recipient(conn: psycopg.Connection[Any], user: uuid.UUID) -> None:
@@ -34,7 +36,9 @@ def _setup_recipient(conn: psycopg.Connection[Any], user: uuid.UUID) -> None:
     )
 
 
-def _send(conn: psycopg.Connection[Any], deliveries: Deliveries, job_metadata: Any) -> str:
+def _send(
+    conn: psycopg.Connection[Any], deliveries: Deliveries, job_metadata: Any, twilio_sid: str
+) -> str:
     """What a real worker would hand to a provider; here the provider is imaginary."""
     delivery_id = uuid.UUID(job_metadata["delivery_id"])
     row = conn.execute(
@@ -46,8 +50,8 @@ def _send(conn: psycopg.Connection[Any], deliveries: Deliveries, job_metadata: A
     if channel == "sms":
         conn.execute(
             "INSERT INTO sms_messages (user_id, phone_number, message_content, "
-            "notification_delivery_id, twilio_sid) VALUES (%s, '+15550100', 'Hi!', %s, 'SM-demo')",
-            (user, delivery_id),
+            "notification_delivery_id, twilio_sid) VALUES (%s, '+15550100', 'Hi!', %s, %s)",
+            (user, delivery_id, twilio_sid),
         )
     deliveries.apply_delivery_status(delivery_id, "sent")
     return str(channel)
@@ -70,6 +74,7 @@ def _scenario(dsn: str, schema: str, echo: Echo, as_service_role: bool) -> None:
             Analytics(conn, schema),
         )
         user = uuid.uuid4()
+        twilio_sid = f"SMdemo{uuid.uuid4().hex}"  # unique per run, so the demo can run again
         _setup_recipient(conn, user)
 
         event_id = deliveries.emit_notification_event(
@@ -85,7 +90,7 @@ def _scenario(dsn: str, schema: str, echo: Echo, as_service_role: bool) -> None:
         )
 
         claimed = queue.claim([SEND_JOB], batch_size=10)
-        channels = [_send(conn, deliveries, job.metadata) for job in claimed]
+        channels = [_send(conn, deliveries, job.metadata, twilio_sid) for job in claimed]
         done = queue.complete_many([j.id for j in claimed], [j.processing_token for j in claimed])
         echo(
             f"3. a worker claimed {len(claimed)} jobs ({', '.join(sorted(channels))}), "
@@ -94,7 +99,7 @@ def _scenario(dsn: str, schema: str, echo: Echo, as_service_role: bool) -> None:
 
         for status in ("delivered", "sent", "delivered", "read"):
             result = deliveries.update_sms_status_atomic(
-                message_id=None, twilio_sid="SM-demo", twilio_status=status
+                message_id=None, twilio_sid=twilio_sid, twilio_status=status
             )
             echo(
                 f"4. Twilio says {status!r:12} -> SMS changed: {result.updated_sms!s:5} "
@@ -146,11 +151,23 @@ def _scenario(dsn: str, schema: str, echo: Echo, as_service_role: bool) -> None:
             )
 
 
-def run_demo(dsn: str | None, schema: str, echo: Echo) -> None:
+def run_demo(dsn: str | None, schema: str | None, echo: Echo) -> None:
+    """On a throwaway server unless ``dsn`` is given. In a given database the scenario
+    gets its own schema (``notify_demo``), dropped at the end, because it claims and
+    completes every pending send_notification job and resets stalled jobs: in a real
+    install those would be someone's. A schema named explicitly is kept."""
     if dsn:
-        _scenario(dsn, schema, echo, as_service_role=False)
+        _scenario(dsn, schema or DEMO_SCHEMA, echo, as_service_role=False)
+        if schema is None:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(
+                    psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(
+                        psycopg.sql.Identifier(DEMO_SCHEMA)
+                    )
+                )
+            echo(f"dropped schema {DEMO_SCHEMA} and everything the demo wrote")
         return
     with throwaway_postgres() as server:
         echo(f"started a throwaway PostgreSQL ({server.bindir}), Unix socket only")
-        _scenario(server.dsn(), schema, echo, as_service_role=True)
+        _scenario(server.dsn(), schema or "notify", echo, as_service_role=True)
     echo("stopped and removed the throwaway server")
