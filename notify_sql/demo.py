@@ -112,9 +112,15 @@ def _scenario(dsn: str, schema: str, echo: Echo, as_service_role: bool) -> None:
             (event_id,),
         ).fetchone()
         assert tracking_id is not None
-        for event in ("delivered", "open", "click", "bounce"):
+        for event in ("delivered", "open", "click", "delivered", "bounce", "bounce"):
             changed = deliveries.record_email_event(tracking_id[0], event)
-            echo(f"5. email provider says {event!r:11} -> applied: {changed}")
+            now = conn.execute(
+                "SELECT status FROM notification_deliveries WHERE tracking_id = %s", tracking_id
+            ).fetchone()
+            echo(
+                f"5. email provider says {event!r:11} -> delivery changed: {changed!s:5} "
+                f"status {now[0] if now else None}"
+            )
 
         sms_delivery = conn.execute(
             "SELECT id FROM notification_deliveries WHERE event_id = %s AND channel = 'sms'",

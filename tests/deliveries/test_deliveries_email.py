@@ -87,14 +87,19 @@ def test_bounce_after_delivered_applies_but_not_after_an_open(
 ) -> None:
     delivered_id, delivered_tracking = make_delivery(service_db, "email")
     deliveries.record_email_event(delivered_tracking, "delivered", at(0))
-    deliveries.record_email_event(delivered_tracking, "bounce", at(1))
+    assert deliveries.record_email_event(delivered_tracking, "bounce", at(1)) is True
     s = state(service_db, delivered_id)
     assert (s["status"], s["failed"], s["error"]) == ("bounced", at(1), "email bounced")
 
     opened_id, opened_tracking = make_delivery(service_db, "email")
-    deliveries.record_email_event(opened_tracking, "open", at(0))
-    deliveries.record_email_event(opened_tracking, "bounce", at(1))
-    assert state(service_db, opened_id)["status"] == "opened"
+    assert deliveries.record_email_event(opened_tracking, "open", at(0)) is True
+    # The status stays, but the bounce leaves its timestamp and error (order-independent
+    # state), so the first bounce changed the delivery and a repeat does not.
+    assert deliveries.record_email_event(opened_tracking, "bounce", at(1)) is True
+    s = state(service_db, opened_id)
+    assert (s["status"], s["failed"], s["error"]) == ("opened", at(1), "email bounced")
+    assert deliveries.record_email_event(opened_tracking, "bounce", at(2)) is False
+    assert state(service_db, opened_id) == s
 
 
 def test_delivered_after_open_changes_nothing(
@@ -103,7 +108,7 @@ def test_delivered_after_open_changes_nothing(
     delivery_id, tracking_id = email
     deliveries.record_email_event(tracking_id, "open", at(5))
     before = state(service_db, delivery_id)
-    assert deliveries.record_email_event(tracking_id, "delivered", at(6))
+    assert deliveries.record_email_event(tracking_id, "delivered", at(6)) is False
     assert state(service_db, delivery_id) == before
     logged = service_db.execute(
         "SELECT event, changed, delivery_id FROM notify.provider_callbacks ORDER BY id"
@@ -149,6 +154,10 @@ def test_unknown_tracking_id_is_harmless(
         ({"tracking_id": ""}, "p_tracking_id"),
         ({"url": "javascript:alert(1)"}, "p_url"),
         ({"url": "https://exa mple.com"}, "p_url"),
+        ({"tracking_id": "t" * 129}, "p_tracking_id"),
+        ({"tracking_id": "t" * 1_000_000}, "p_tracking_id"),
+        ({"event": "click" + " " * 28}, "p_event"),
+        ({"url": "https://example.com/" + "a" * 2030}, "p_url"),
     ],
 )
 def test_bad_input_raises_22023_and_writes_nothing(

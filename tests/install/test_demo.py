@@ -14,6 +14,10 @@ EXPECTED = (
     "completed 3 in one call",
     "Twilio says 'sent'       -> SMS changed: False delivery changed: False",
     "delivery sms     is now clicked",
+    "email provider says 'delivered' -> delivery changed: False status clicked",
+    "email provider says 'bounce'    -> delivery changed: True  status clicked",
+    "email provider says 'bounce'    -> delivery changed: False status clicked",
+    "delivery email   is now clicked",
     "the old worker's complete -> False, the new worker's -> True",
     "email   sent 1 delivered 1 opened 1 clicked 1 failed 0 delivery rate 100.00%",
 )

@@ -3,7 +3,7 @@
 -- out to deliveries and queue jobs in one call; 22023 for unknown statuses and events.
 BEGIN;
 SET LOCAL search_path = notify, tap, public;
-SELECT plan(22);
+SELECT plan(25);
 SET LOCAL ROLE service_role;
 
 -- Email events.
@@ -14,7 +14,12 @@ VALUES ('00000000-0000-0000-0000-0000000000c1', 'email')
 RETURNING id AS mail, tracking_id AS mail_tracking \gset
 SELECT ok(record_email_event(:'mail_tracking', 'delivered'), 'a delivered event is applied');
 SELECT ok(record_email_event(:'mail_tracking', 'open'), 'an open event is applied');
-SELECT record_email_event(:'mail_tracking', 'bounce') AS ignored \gset
+SELECT ok(record_email_event(:'mail_tracking', 'bounce'),
+  'a first bounce after an open records its failed_at and returns true');
+SELECT is(record_email_event(:'mail_tracking', 'bounce'), false,
+  'a repeated bounce changes nothing and returns false');
+SELECT is(record_email_event(:'mail_tracking', 'delivered'), false,
+  'a repeated delivered event changes nothing and returns false');
 SELECT results_eq(
   format('SELECT status, opened_at IS NOT NULL, delivered_at IS NOT NULL FROM notification_deliveries WHERE id = %L', :'mail'),
   $$ VALUES ('opened'::text, true, true) $$,

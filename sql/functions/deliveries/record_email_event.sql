@@ -10,9 +10,18 @@
 -- * a click on an unopened delivery also sets opened_at (and delivered_at, sent_at);
 -- * a bounce after `delivered` is applied (bounced ranks above delivered), but not
 --   after an open or click (they rank above bounced).
--- Unknown tracking id: returns false (still logged, as changing nothing), no error.
+-- Returns whether the event changed anything: the delivery (status, a timestamp, an
+-- open / click counter, last_error) or, for a complaint, the recipient's email opt-out;
+-- the same value provider_callbacks.changed records. A duplicate event, or `delivered`
+-- after an open, returns false. A first bounce after an open returns true although the
+-- status stays `opened`: it records failed_at and last_error, because every report
+-- leaves its timestamps whatever the order (delivery_status_stages). Unknown tracking
+-- id: returns false (still logged, as changing nothing), no error.
 -- Bad input (NULL or empty tracking id, unknown event, NULL or infinite time, a p_url
--- that is not http(s)) raises 22023 before anything is written.
+-- that is not http(s), a text argument over its bound) raises 22023 before anything is
+-- written. Bounds (docs/bounds.md): p_tracking_id 128 characters (ours are 32 hex
+-- digits; room for an app's own ids, none longer can match), p_event 32 (the longest
+-- event is 9), p_url 2048 (what browsers and email clients reliably carry).
 CREATE FUNCTION @schema@.record_email_event(
   p_tracking_id text,
   p_event text,
@@ -31,8 +40,11 @@ DECLARE
   v_changed boolean := false;
   v_correlation_id text;
 BEGIN
-  IF nullif(btrim(p_tracking_id), '') IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_tracking_id: must not be NULL or empty';
+  PERFORM check_text('p_tracking_id', p_tracking_id, 128);
+  PERFORM check_text('p_event', p_event, 32);
+  PERFORM check_text('p_url', p_url, 2048, p_required => false);
+  IF btrim(p_tracking_id) = '' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_tracking_id: must not be empty';
   END IF;
   v_status := CASE v_event
     WHEN 'delivered' THEN 'delivered'
@@ -49,10 +61,9 @@ BEGIN
   IF p_occurred_at IS NULL OR NOT isfinite(p_occurred_at) THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_occurred_at: must be a finite timestamp';
   END IF;
-  IF p_url IS NOT NULL AND (length(p_url) > 2048 OR NOT is_http_url(p_url)) THEN
+  IF p_url IS NOT NULL AND NOT is_http_url(p_url) THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_url: %L is not an http(s) URL of at most 2048 characters',
-                       left(p_url, 100));
+      MESSAGE = format('p_url: %L is not an http(s) URL', left(p_url, 100));
   END IF;
 
   SELECT * INTO v_delivery FROM notification_deliveries d WHERE d.tracking_id = p_tracking_id;
@@ -71,6 +82,7 @@ BEGIN
                                         'email_complaint') OR v_changed;
     END IF;
   END IF;
+  v_changed := coalesce(v_changed, false);  -- no row: the delivery vanished meanwhile
 
   INSERT INTO provider_callbacks
     (provider, event, reference, occurred_at, delivery_id, correlation_id, payload, changed)
@@ -80,10 +92,10 @@ BEGIN
       'tracking_id', p_tracking_id, 'event', p_event, 'occurred_at', p_occurred_at,
       'url', p_url)),
     v_changed);
-  RETURN v_delivery.id IS NOT NULL;
+  RETURN v_changed;
 END;
 $$;
 
-COMMENT ON FUNCTION @schema@.record_email_event(text, text, timestamptz, text) IS 'Applies an email event (delivered, open, click, bounce, complaint) to the delivery with that tracking id, monotonically, keeping first open/click times and counting repeats, and logs it; false for an unknown tracking id. Raises 22023 on an unknown event, NULL/empty tracking id or non-http(s) URL.';
+COMMENT ON FUNCTION @schema@.record_email_event(text, text, timestamptz, text) IS 'Applies an email event (delivered, open, click, bounce, complaint) to the delivery with that tracking id, monotonically, keeping first open/click times and counting repeats, and logs it. Returns whether the event changed the delivery (status, timestamps, counters, last_error) or, for a complaint, the opt-out: false for a duplicate or an unknown tracking id. Raises 22023 on an unknown event, NULL/empty tracking id, non-http(s) URL, or text over its bound (tracking id 128, event 32, url 2048).';
 
 GRANT EXECUTE ON FUNCTION @schema@.record_email_event(text, text, timestamptz, text) TO service_role;
