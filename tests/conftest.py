@@ -28,6 +28,9 @@ from notify_sql.throwaway import (
     server_major_version,
 )
 
+# pytester: tests/install/test_pytest_plugin.py runs a user's suite with our plugin.
+pytest_plugins = ("pytester",)
+
 SCHEMA = "notify"
 TEMPLATE = "notify_template"
 _numbers = itertools.count()
