@@ -17,6 +17,7 @@ import psycopg
 
 from notify_sql.errors import NotifySqlError
 from notify_sql.migrator import OWNER_ROLE, migrate
+from notify_sql.sources import load_functions
 from notify_sql.throwaway import throwaway_postgres
 
 REGENERATE = "notify-sql docs --output docs/rpc.md"
@@ -102,15 +103,29 @@ def _security(function: FunctionDoc) -> str:
     return "definer" if function.security_definer else "invoker"
 
 
+def _kinds() -> dict[str, str]:
+    """Function name -> its API kind: the group folder of its file (``queue``,
+    ``deliveries``, ``analytics``, ...), ``internal`` for helpers that are not public API
+    (sql/functions/internal), and ``migration`` for the few defined in a migration."""
+    return {f.name: "internal" if f.internal else f.group for f in load_functions()}
+
+
+def _kind(function: FunctionDoc, kinds: dict[str, str]) -> str:
+    return kinds.get(function.name, "migration")
+
+
 def _short_result(function: FunctionDoc) -> str:
     return "TABLE(...)" if function.result.startswith("TABLE(") else function.result
 
 
-def _sections(functions: list[FunctionDoc]) -> Iterator[str]:
+def _sections(functions: list[FunctionDoc], kinds: dict[str, str]) -> Iterator[str]:
     for function in functions:
+        kind = _kind(function, kinds)
+        note = " (internal helper: not public API, may change without notice)"
         yield (
             f"## {function.name}\n\n"
             f"```sql\n{_signature(function)}\n```\n\n"
+            f"- Kind: {kind}{note if kind == 'internal' else ''}\n"
             f"- Executable by: {_executors(function)}\n"
             f"- Security: {_security(function)}; {function.language}, {function.volatility}\n\n"
             f"{function.comment or '**No comment.**'}\n"
@@ -118,8 +133,10 @@ def _sections(functions: list[FunctionDoc]) -> Iterator[str]:
 
 
 def render_markdown(functions: list[FunctionDoc], schema: str) -> str:
+    kinds = _kinds()
     summary = "".join(
-        f"| [`{f.name}`](#{f.name}) | `{_short_result(f)}` | {_executors(f)} | {_security(f)} |\n"
+        f"| [`{f.name}`](#{f.name}) | {_kind(f, kinds)} | `{_short_result(f)}` "
+        f"| {_executors(f)} | {_security(f)} |\n"
         for f in functions
     )
     return (
@@ -129,10 +146,15 @@ def render_markdown(functions: list[FunctionDoc], schema: str) -> str:
         "PostgreSQL's own rendering: call with named arguments (`p_name => value`) or, over\n"
         "PostgREST, `rpc('name', {p_name: value})`. Only the roles listed may execute a\n"
         f"function, besides its owner `{OWNER_ROLE}`.\n\n"
+        "Kind is the group a function belongs to. `internal` functions are helpers the\n"
+        "others call (`sql/functions/internal`): `service_role` may execute them only\n"
+        "because the public functions run with their caller's rights; they are not public\n"
+        "API. `migration` functions are defined in a migration. Which to call, and which\n"
+        "tables an app may write: [app-boundaries.md](app-boundaries.md).\n\n"
         f"{len(functions)} functions.\n\n"
-        "| function | returns | executable by | security |\n"
-        "| --- | --- | --- | --- |\n"
-        f"{summary}\n" + "\n".join(_sections(functions))
+        "| function | kind | returns | executable by | security |\n"
+        "| --- | --- | --- | --- | --- |\n"
+        f"{summary}\n" + "\n".join(_sections(functions, kinds))
     )
 
 

@@ -80,3 +80,12 @@ def test_cli_refuses_a_schema_without_functions(empty_dsn: str) -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "schema notify holds no functions" in result.stderr
+
+
+def test_reference_tells_public_api_from_internal_helpers(dsn: str) -> None:
+    reference = generate(dsn, SCHEMA)
+    assert "| [`claim_pending_jobs`](#claim_pending_jobs) | queue |" in reference
+    assert "| [`record_email_event`](#record_email_event) | deliveries |" in reference
+    assert "| [`check_text`](#check_text) | internal |" in reference
+    helper = reference.split("## check_text\n")[1].split("\n## ")[0]
+    assert "- Kind: internal (internal helper: not public API" in helper
