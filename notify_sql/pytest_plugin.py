@@ -24,7 +24,8 @@ Where the server comes from (the backend): ``NOTIFY_SQL_TEST_BACKEND`` or the in
   ``postgres:17-alpine``), when a Docker engine is reachable;
 
 and ``auto`` (the default) takes the first of them that is available, in that order.
-Nothing is started, imported or connected unless a test uses ``notify_dsn``.
+Nothing is started, imported or connected unless a test uses ``notify_dsn``; pytest's
+``-p no:notify_sql`` turns the plugin off.
 """
 
 from __future__ import annotations
