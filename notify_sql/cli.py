@@ -99,7 +99,7 @@ def status(dsn: str | None, schema: str) -> None:
         f"{len(state.missing)} missing, {len(state.unexpected)} unexpected"
     )
     for drift in state.changed:
-        click.echo(f"  changed    {drift.name}: {'; '.join(drift.problems)}")
+        click.echo(f"  changed    {drift.name}: {'; '.join(drift.problems) or 'see verify'}")
     for name in state.missing:
         click.echo(f"  missing    {name}")
     for name in state.unexpected:

@@ -18,6 +18,7 @@ output and ``migrate`` produce the same catalog.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
 
 from notify_sql.errors import MigrationError
+from notify_sql.queries import query, script
 from notify_sql.sources import (
     FunctionFile,
     Migration,
@@ -47,6 +51,9 @@ ADVISORY_LOCK_KEY = 4_715_902_336_187_005
 LOCK_TIMEOUT = "5s"
 MIGRATIONS_TABLE = "notify_sql_migrations"
 FUNCTIONS_TABLE = "notify_sql_functions"
+# The catalog as the last install left it (one row per object the install owns):
+# `verify` compares the live catalog with it, read-only.
+CATALOG_TABLE = "notify_sql_catalog"
 SCRATCH_SCHEMA = "notify_sql_scratch"
 
 
@@ -65,23 +72,58 @@ class FunctionDrift:
     problems: list[str]
 
 
+@dataclass(frozen=True)
+class CatalogRow:
+    """One object of the install as ``catalog_snapshot`` (sql/runner/catalog.sql) reads it."""
+
+    kind: str
+    identity: str
+    definition: dict[str, Any]
+
+
+_PRESENCE = ("was dropped", "was added")
+
+
+@dataclass(frozen=True)
+class CatalogDrift:
+    kind: str
+    identity: str
+    problem: str
+
+    @property
+    def function_name(self) -> str | None:
+        return self.identity.partition("(")[0] if self.kind == "function" else None
+
+    def __str__(self) -> str:
+        sep = " " if self.problem in _PRESENCE else ": "
+        return f"{self.kind} {self.identity}{sep}{self.problem}"
+
+
 @dataclass
 class State:
     """What a database holds compared with the files."""
 
     applied: list[str] = field(default_factory=list)
     pending: list[Migration] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)  # edited / unknown / misordered
     up_to_date: list[str] = field(default_factory=list)
     changed: list[FunctionDrift] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    catalog: list[CatalogDrift] = field(default_factory=list)
+    recorded: bool = False  # a catalog snapshot was recorded by the last install
 
     @property
     def drift(self) -> list[str]:
-        lines = [f"migration {m.version}_{m.name} is not applied" for m in self.pending]
+        lines = list(self.history)
+        lines += [f"migration {m.version}_{m.name} is not applied" for m in self.pending]
         lines += [f"function {name} is missing" for name in self.missing]
         lines += [f"function {d.name}: {problem}" for d in self.changed for problem in d.problems]
         lines += [f"function {name} is installed but has no file" for name in self.unexpected]
+        lines += [str(d) for d in self.catalog]
+        if not self.recorded and self.applied:
+            lines.append("no catalog snapshot is recorded (installed by an older notify-sql): "
+                         "run notify-sql migrate to record one")  # fmt: skip
         return lines
 
 
@@ -126,20 +168,52 @@ def owner_sql(schema: str, session: bool = False) -> str:
     and new functions of that role are never executable by PUBLIC by default."""
     tables = []
     for table, columns in (
-        (MIGRATIONS_TABLE, "version text PRIMARY KEY, name text NOT NULL"),
-        (FUNCTIONS_TABLE, "name text PRIMARY KEY"),
+        (MIGRATIONS_TABLE, "version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL"),
+        (FUNCTIONS_TABLE, "name text PRIMARY KEY, checksum text NOT NULL"),
+        (CATALOG_TABLE, "kind text, identity text, definition jsonb NOT NULL"),
     ):
+        key = ",\n  PRIMARY KEY (kind, identity)" if table == CATALOG_TABLE else ""
         tables.append(
             f"CREATE TABLE IF NOT EXISTS {schema}.{table} (\n"
-            f"  {columns},\n  checksum text NOT NULL,\n"
-            f"  applied_at timestamptz NOT NULL DEFAULT now()\n);\n"
+            f"  {columns},\n"
+            f"  applied_at timestamptz NOT NULL DEFAULT now(){key}\n);\n"
             f"ALTER TABLE {schema}.{table} ENABLE ROW LEVEL SECURITY;\n"
             f"REVOKE ALL ON {schema}.{table} FROM PUBLIC, {', '.join(ROLES)};\n"
+            # Who may read the install's records is decided by the table grant alone
+            # (README: a monitoring role gets SELECT), so `verify` runs read-only.
+            f"DROP POLICY IF EXISTS readable ON {schema}.{table};\n"
+            f"CREATE POLICY readable ON {schema}.{table} FOR SELECT USING (true);\n"
         )
     return (
         f"{_set(session)} ROLE {OWNER_ROLE};\n"
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;\n"
         + "".join(tables)
+    )
+
+
+def _snapshot(schema: str) -> sql.Composed:
+    return query(
+        "catalog_snapshot",
+        schema=sql.Literal(schema),
+        owner=sql.Literal(OWNER_ROLE),
+        roles=sql.SQL(", ").join(map(sql.Literal, (*ROLES, OWNER_ROLE))),
+        runner_tables=sql.SQL(", ").join(
+            map(sql.Literal, (MIGRATIONS_TABLE, FUNCTIONS_TABLE, CATALOG_TABLE))
+        ),
+    )
+
+
+def record_catalog_sql(schema: str, session: bool = False) -> str:
+    """Records the catalog the install just produced; the last step of every install,
+    in its transaction. Names are read qualified (search_path = pg_catalog)."""
+    return (
+        f"{_set(session)} search_path = pg_catalog, pg_temp;\n"
+        + script(
+            "record_catalog",
+            table=sql.Identifier(schema, CATALOG_TABLE),
+            snapshot=_snapshot(schema),
+        )
+        + "RESET search_path;\n"
     )
 
 
@@ -264,6 +338,7 @@ def render(schema: str, root: Path | None = None) -> str:
         *(migration_sql(schema, m) for m in load_migrations(root)),
         *(_function_step(schema, f).sql for f in functions),
         check_sql(schema, functions),
+        record_catalog_sql(schema),
         "COMMIT;\n",
     ]
     return "\n".join(parts)
@@ -321,45 +396,123 @@ def _exists(cur: psycopg.Cursor[Any], schema: str, table: str) -> bool:
     return bool(row and row[0])
 
 
-def read_state(cur: psycopg.Cursor[Any], schema: str, root: Path | None = None) -> State:
-    """Compares the database with the files. Runs inside the caller's transaction."""
+def _read_history(cur: psycopg.Cursor[Any], schema: str, state: State, root: Path | None) -> None:
+    """Applied and pending migrations; an applied one edited since, unknown to these
+    files or sorting after a pending one is a line in ``state.history``."""
     migrations = load_migrations(root)
-    functions = load_functions(root)
-    state = State()
-
     applied: dict[str, str] = {}
-    recorded_functions: list[str] = []
     if _exists(cur, schema, MIGRATIONS_TABLE):
         rows = cur.execute(
-            f"SELECT version, name, checksum FROM {schema}.{MIGRATIONS_TABLE} ORDER BY version"
+            sql.SQL("SELECT version, name, checksum FROM {} ORDER BY version").format(
+                sql.Identifier(schema, MIGRATIONS_TABLE)
+            )
         ).fetchall()
         applied = {version: checksum for version, _, checksum in rows}
         state.applied = [f"{version}_{name}" for version, name, _ in rows]
-    if _exists(cur, schema, FUNCTIONS_TABLE):
-        recorded_functions = [
-            name for (name,) in cur.execute(f"SELECT name FROM {schema}.{FUNCTIONS_TABLE}")
-        ]
-
     known = {m.version: m for m in migrations}
     for version, checksum in applied.items():
         migration = known.get(version)
         if migration is None:
-            raise MigrationError(
-                f"the database has migration {version} that these files do not know "
+            state.history.append(
+                f"migration {version} is applied but these files do not know it "
                 "(installed by a newer notify-sql?)"
             )
-        if migration.checksum != checksum:
-            raise MigrationError(
+        elif migration.checksum != checksum:
+            state.history.append(
                 f"migration {version}_{migration.name} was edited after it was applied "
                 "(checksum differs); put the change in a new migration instead"
             )
     state.pending = [m for m in migrations if m.version not in applied]
     if state.pending and applied and state.pending[0].version < max(applied):
-        raise MigrationError(
+        state.history.append(
             f"migration {state.pending[0].version}_{state.pending[0].name} sorts before "
             "migrations already applied; give it a higher number"
         )
 
+
+@contextmanager
+def _qualified_names(cur: psycopg.Cursor[Any]) -> Iterator[None]:
+    """search_path = pg_catalog for the duration: the catalog functions then qualify
+    every name, as they did when the snapshot was recorded."""
+    row = cur.execute("SELECT current_setting('search_path')").fetchone()
+    cur.execute("SELECT set_config('search_path', 'pg_catalog, pg_temp', true)")
+    try:
+        yield
+    finally:
+        cur.execute("SELECT set_config('search_path', %s, true)", (row[0] if row else "",))
+
+
+def _describe(key: str, was: Any, now: Any) -> str:
+    if isinstance(was, list) or isinstance(now, list):
+        lost = [x for x in was or [] if x not in (now or [])]
+        gained = [x for x in now or [] if x not in (was or [])]
+        parts = [f"lost {', '.join(map(str, lost))}"] if lost else []
+        parts += [f"gained {', '.join(map(str, gained))}"] if gained else []
+        return f"{key} {' and '.join(parts) or 'reordered'}"
+    was_text, now_text = json.dumps(was), json.dumps(now)
+    if len(was_text) + len(now_text) <= 80:
+        return f"{key} was {was_text}, now {now_text}"
+    return f"{key} differs from what the install left"
+
+
+def _read_catalog(cur: psycopg.Cursor[Any], schema: str, state: State) -> None:
+    """Compares the live catalog with the snapshot the last install recorded."""
+    if not _exists(cur, schema, CATALOG_TABLE):
+        return
+    with cur.connection.cursor(row_factory=class_row(CatalogRow)) as rows:
+        recorded = {
+            (r.kind, r.identity): r.definition
+            for r in rows.execute(
+                query("recorded_catalog", table=sql.Identifier(schema, CATALOG_TABLE))
+            )
+        }
+        with _qualified_names(cur):
+            live = {(r.kind, r.identity): r.definition for r in rows.execute(_snapshot(schema))}
+    state.recorded = bool(recorded)
+    if not recorded:
+        return
+    for key in sorted(recorded.keys() | live.keys()):
+        was, now = recorded.get(key), live.get(key)
+        if was == now:
+            continue
+        if now is None or was is None:
+            problem = _PRESENCE[0] if now is None else _PRESENCE[1]
+        else:
+            problem = "; ".join(
+                _describe(k, was.get(k), now.get(k))
+                for k in sorted(was.keys() | now.keys())
+                if was.get(k) != now.get(k)
+            )
+        state.catalog.append(CatalogDrift(*key, problem))  # fmt: skip
+
+
+def _read_recorded_functions(
+    cur: psycopg.Cursor[Any], schema: str, state: State, functions: list[FunctionFile]
+) -> None:
+    """Functions by the checksum recorded when each was installed (read-only)."""
+    recorded: dict[str, str] = {}
+    if _exists(cur, schema, FUNCTIONS_TABLE):
+        recorded = dict(cur.execute(sql.SQL("SELECT name, checksum FROM {}").format(
+            sql.Identifier(schema, FUNCTIONS_TABLE))).fetchall())  # fmt: skip
+    touched = {d.function_name for d in state.catalog}
+    for function in functions:
+        if function.name not in recorded:
+            state.missing.append(function.name)
+        elif recorded[function.name] != function.checksum:
+            state.changed.append(
+                FunctionDrift(function.name, ["file changed since it was installed"])
+            )
+        elif function.name in touched:
+            state.changed.append(FunctionDrift(function.name, []))  # lines: state.catalog
+        else:
+            state.up_to_date.append(function.name)
+    state.unexpected = sorted(set(recorded) - {f.name for f in functions})
+
+
+def _compare_functions(
+    cur: psycopg.Cursor[Any], schema: str, state: State, functions: list[FunctionFile]
+) -> None:
+    """Functions by what their files produce in a scratch schema (needs CREATE)."""
     names = [f.name for f in functions]
     expected = _expected_catalog(cur, schema, functions)
     actual = _catalog(cur, schema, names)
@@ -383,8 +536,47 @@ def read_state(cur: psycopg.Cursor[Any], schema: str, root: Path | None = None) 
             state.changed.append(FunctionDrift(name, problems))
         else:
             state.up_to_date.append(name)
-    state.unexpected = sorted(set(recorded_functions) - set(names))
+    if _exists(cur, schema, FUNCTIONS_TABLE):
+        recorded = cur.execute(sql.SQL("SELECT name FROM {}").format(
+            sql.Identifier(schema, FUNCTIONS_TABLE))).fetchall()  # fmt: skip
+        state.unexpected = sorted({name for (name,) in recorded} - set(names))
+
+
+def read_state(
+    cur: psycopg.Cursor[Any], schema: str, root: Path | None = None, scratch: bool = True
+) -> State:
+    """Compares the database with the files. Runs inside the caller's transaction.
+
+    With ``scratch`` (what ``migrate`` does) functions are compared with what their
+    files produce in a scratch schema; without it (``status``, ``verify``: read-only,
+    no CREATE privilege needed) with the checksums recorded when they were installed,
+    the catalog snapshot telling whether they were changed since."""
+    state = State()
+    _read_history(cur, schema, state, root)
+    _read_catalog(cur, schema, state)
+    functions = load_functions(root)
+    if scratch:
+        _compare_functions(cur, schema, state, functions)
+    else:
+        _read_recorded_functions(cur, schema, state, functions)
     return state
+
+
+def refusal(state: State, root: Path | None = None) -> str | None:
+    """Why ``migrate`` must not run, in one line (None: it may). Function drift is
+    repaired from the files; any other drift from the recorded catalog is the user's
+    to resolve, since the files cannot tell whether it was meant."""
+    if state.history:
+        return state.history[0]
+    names = {f.name for f in load_functions(root)}
+    other = [str(d) for d in state.catalog if d.function_name not in names]
+    if not other:
+        return None
+    more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""
+    return (
+        f"the schema changed since it was installed: {other[0]}{more}; "
+        "`notify-sql verify` lists every change: undo it, then migrate again"
+    )
 
 
 # --- Running ---------------------------------------------------------------------------
@@ -433,6 +625,9 @@ def migrate(
         try:
             cur.execute(prelude_sql(schema))
             state = read_state(cur, schema, root)
+            refused = refusal(state, root)
+            if refused:
+                raise MigrationError(f"refused: {refused}")
             cur.execute(owner_sql(schema))
             steps = plan_steps(state, schema, root)
             for step in steps:
@@ -441,6 +636,9 @@ def migrate(
             stage = "final checks"
             if steps:
                 cur.execute(check_sql(schema, load_functions(root)))
+            if steps or not state.recorded:
+                stage = "recording the catalog"
+                cur.execute(record_catalog_sql(schema))
         except psycopg.Error as error:
             raise MigrationError(f"{stage} failed: {_one_line(error)}") from error
         if not dry_run:
@@ -449,10 +647,11 @@ def migrate(
 
 
 def inspect(dsn: str, schema: str = "notify", root: Path | None = None) -> State:
-    """Reads the state without changing anything (the scratch work is rolled back)."""
+    """Reads the state in a read-only transaction (needs no CREATE privilege)."""
     schema = validate_schema(schema)
     with _transaction(dsn) as cur:
         try:
-            return read_state(cur, schema, root)
+            cur.execute("SET TRANSACTION READ ONLY")
+            return read_state(cur, schema, root, scratch=False)
         except psycopg.Error as error:
             raise MigrationError(f"cannot read the database: {_one_line(error)}") from error

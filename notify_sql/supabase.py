@@ -37,6 +37,7 @@ from notify_sql.migrator import (
     owner_sql,
     plan_steps,
     prelude_sql,
+    record_catalog_sql,
 )
 from notify_sql.sources import Migration, load_functions, load_migrations, validate_schema
 
@@ -79,6 +80,7 @@ def migration_file_text(schema: str, migration: Migration) -> str:
         + _as_owner(schema)
         + "\n"
         + body
+        + record_catalog_sql(schema, session=True)
         + _RESET
     )
 
@@ -94,6 +96,7 @@ def _functions_body(schema: str, root: Path | None, removed: list[str]) -> str:
         + "\n".join(step.sql for step in plan_steps(state, schema, root))
         + "\n"
         + check_sql(schema, functions)
+        + record_catalog_sql(schema, session=True)
         + "RESET check_function_bodies;\n"
         + _RESET
     )
