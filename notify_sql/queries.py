@@ -23,13 +23,18 @@ _HEADER = re.compile(r"^-- name: ([a-z_]+)[ \t]*$", re.MULTILINE)
 
 
 def parse(text: str, origin: str = "<text>") -> dict[str, str]:
-    """``{name: statement}`` from a file of named statements; a final ``;`` is dropped."""
+    """``{name: statement}`` from a file of named statements. The comment lines right
+    under a header document the statement in the file and are not part of it (rendered
+    scripts would repeat them once per function); a final ``;`` is dropped."""
     parts = _HEADER.split(text)
     statements: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in statements:
             raise MigrationError(f"{origin}: statement {name} is defined twice")
-        statements[name] = body.strip().removesuffix(";")
+        lines = body.strip().splitlines()
+        while lines and lines[0].startswith("--"):
+            lines.pop(0)
+        statements[name] = "\n".join(lines).strip().removesuffix(";")
     return statements
 
 
@@ -44,11 +49,11 @@ def statements(root: Path | None = None) -> dict[str, str]:
     return found
 
 
-def query(name: str, **params: sql.Composable) -> sql.Composed:
-    """The statement ``name`` with its placeholders filled in."""
-    return sql.SQL(statements()[name]).format(**params)
+def query(statement: str, /, **params: sql.Composable) -> sql.Composed:
+    """The named statement with its placeholders filled in."""
+    return sql.SQL(statements()[statement]).format(**params)
 
 
-def script(name: str, **params: sql.Composable) -> str:
+def script(statement: str, /, **params: sql.Composable) -> str:
     """The statement as text for a rendered script, ending with ``;`` and a newline."""
-    return query(name, **params).as_string(None) + ";\n"
+    return query(statement, **params).as_string(None) + ";\n"

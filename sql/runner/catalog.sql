@@ -45,7 +45,7 @@ objects (kind, identity, owner, acl, definition) AS (
          jsonb_build_object(
            'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull,
            'default', pg_get_expr(d.adbin, d.adrelid), 'identity', nullif(a.attidentity, ''),
-           'generated', nullif(a.attgenerated, ''), 'collation', a.attcollation,
+           'generated', nullif(a.attgenerated, ''), 'collation', a.attcollation::regcollation::text,
            'comment', col_description(c.oid, a.attnum), 'position', a.attnum)
   FROM relations c
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -122,3 +122,39 @@ INSERT INTO {table} (kind, identity, definition)
 
 -- name: recorded_catalog
 SELECT kind, identity, definition FROM {table} ORDER BY 1, 2;
+
+-- name: applied_migrations
+SELECT version, name, checksum FROM {migrations} ORDER BY version;
+
+-- name: recorded_functions
+SELECT name, checksum FROM {functions} ORDER BY name;
+
+-- name: table_exists
+SELECT to_regclass(%(table)s) IS NOT NULL AS found;
+
+-- name: scratch_schema
+-- Where `migrate` applies every function file to compare it with the installed one
+-- (inside a savepoint that is rolled back).
+DROP SCHEMA IF EXISTS {scratch} CASCADE;
+CREATE SCHEMA {scratch};
+
+-- name: installed_functions
+-- Definition, comment and grants (but the owner's) of every overload of these names.
+SELECT p.proname AS name,
+       pg_get_functiondef(p.oid) AS definition,
+       coalesce(obj_description(p.oid, 'pg_proc'), '') AS comment,
+       ARRAY(SELECT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END
+                    || ':' || a.privilege_type
+             FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
+             WHERE a.grantee <> p.proowner
+             ORDER BY 1) AS grants
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = %(schema)s AND p.proname = ANY (%(names)s)
+ORDER BY p.proname, p.oid;
+
+-- name: current_search_path
+SELECT current_setting('search_path');
+
+-- name: set_search_path
+-- For this transaction only.
+SELECT set_config('search_path', %(path)s, true);
