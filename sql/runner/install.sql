@@ -108,21 +108,23 @@ $drop$;
 -- privileges (Supabase's included) added when the function was created.
 DO $revoke$
 DECLARE
-  signature regprocedure;
-  grantee regrole;
+  target record;
 BEGIN
-  FOR signature IN
-    SELECT p.oid FROM pg_catalog.pg_proc p
+  FOR target IN
+    SELECT p.oid::regprocedure AS signature, g.grantee
+    FROM pg_catalog.pg_proc p
+    CROSS JOIN LATERAL (SELECT 0::oid
+                        UNION SELECT a.grantee FROM aclexplode(p.proacl) AS a
+                        WHERE a.grantee <> p.proowner) AS g (grantee)
     WHERE p.pronamespace = {schema_name}::regnamespace AND p.proname = {name}
       AND p.prokind IN ('f', 'p')
   LOOP
-    EXECUTE format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', signature);
-    FOR grantee IN
-      SELECT DISTINCT a.grantee FROM pg_catalog.pg_proc p, aclexplode(p.proacl) AS a
-      WHERE p.oid = signature AND a.grantee <> 0 AND a.grantee <> p.proowner
-    LOOP
-      EXECUTE format('REVOKE ALL ON ROUTINE %s FROM %s', signature, grantee);
-    END LOOP;
+    IF target.grantee = 0 THEN
+      EXECUTE format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', target.signature);
+    ELSE
+      EXECUTE format('REVOKE ALL ON ROUTINE %s FROM %I', target.signature,
+                     pg_get_userbyid(target.grantee));
+    END IF;
   END LOOP;
 END
 $revoke$;

@@ -22,8 +22,7 @@ from notify_sql.migrator import owner_sql, prelude_sql
 from notify_sql.queries import parse, query, statements
 from notify_sql.sources import load_functions, load_migrations, sql_root
 from notify_sql.throwaway import ThrowawayPostgres
-from tests.helpers.gates import skip_or_fail
-from tests.security.test_security import ROOT, _squawk
+from tests.security.test_security import ROOT, _plpgsql_check_findings, _squawk
 
 SAMPLES: dict[str, sql.Composable] = {
     "roles": sql.Literal(["service_role", "anon"]),
@@ -68,30 +67,16 @@ def test_runner_files_are_neither_functions_nor_migrations() -> None:
 def test_the_do_blocks_pass_plpgsql_check(
     db: psycopg.Connection[Any], pg_server: ThrowawayPostgres
 ) -> None:
-    available = db.execute(
-        "SELECT count(*) FROM pg_available_extensions WHERE name = 'plpgsql_check'"
-    ).fetchone()
-    if available != (1,):
-        if pg_server.embedded:
-            pytest.skip("the embedded server has no plpgsql_check; the local server runs it")
-        skip_or_fail("plpgsql_check is not installed for this server")
-    db.execute("CREATE EXTENSION IF NOT EXISTS plpgsql_check")
+    """Each DO body becomes a function in the install schema, where the security gate
+    runs plpgsql_check over every PL/pgSQL function."""
     blocks = do_blocks()
     assert set(blocks) == {"create_roles", "drop_routines", "revoke_routines", "final_check"}
-    findings = {}
     for name, (tag, body) in blocks.items():
         db.execute(
-            f"CREATE FUNCTION pg_temp.runner_{name}() RETURNS void LANGUAGE plpgsql "
-            f"AS ${tag}$\n{body}\n${tag}$"
+            f"CREATE FUNCTION notify.runner_{name}() RETURNS void LANGUAGE plpgsql "
+            f"SET search_path = pg_catalog, pg_temp AS ${tag}$\n{body}\n${tag}$"
         )
-        rows = db.execute(
-            "SELECT level, message FROM plpgsql_check_function_tb("
-            f"'pg_temp.runner_{name}()'::regprocedure, extra_warnings => true,"
-            " security_warnings => true)"
-        ).fetchall()
-        if rows:
-            findings[name] = rows
-    assert findings == {}
+    assert _plpgsql_check_findings(db, pg_server) == []
 
 
 def test_the_runner_ddl_passes_squawk(tmp_path: Path) -> None:
