@@ -105,6 +105,7 @@ def status(dsn: str | None, schema: str) -> None:
         click.echo(f"  missing    {name}")
     for name in state.unexpected:
         click.echo(f"  unexpected {name}")
+    click.echo(f"catalog: {len(state.catalog)} changes since the last install (verify lists them)")
 
 
 @cli.command()
