@@ -24,6 +24,7 @@ from notify_sql.migrator import inspect, migrate, render
 from notify_sql.rpcdocs import generate as generate_rpc_docs
 from notify_sql.sources import validate_schema
 from notify_sql.supabase import SUPABASE_SCHEMA, render_supabase
+from notify_sql.yoyo import YOYO_SCHEMA, render_yoyo
 
 EXIT_DRIFT = 1
 EXIT_ERROR = 2
@@ -99,11 +100,12 @@ def status(dsn: str | None, schema: str) -> None:
         f"{len(state.missing)} missing, {len(state.unexpected)} unexpected"
     )
     for drift in state.changed:
-        click.echo(f"  changed    {drift.name}: {'; '.join(drift.problems)}")
+        click.echo(f"  changed    {drift.name}: {'; '.join(drift.problems) or 'see verify'}")
     for name in state.missing:
         click.echo(f"  missing    {name}")
     for name in state.unexpected:
         click.echo(f"  unexpected {name}")
+    click.echo(f"catalog: {len(state.catalog)} changes since the last install (verify lists them)")
 
 
 @cli.command()
@@ -136,17 +138,28 @@ def _optional_schema(ctx: click.Context, param: click.Parameter, value: str | No
     help="Write Supabase CLI migration files (for `supabase db push`) into this folder "
     "instead: only what it lacks, append-only.",
 )  # fmt: skip
-def render_command(schema: str | None, supabase_dir: Path | None) -> None:
+@click.option(
+    "--yoyo", "yoyo_dir", type=click.Path(file_okay=False, path_type=Path),
+    help="Write yoyo-migrations files (for `yoyo apply`) into this folder instead: "
+    "only what it lacks, append-only.",
+)  # fmt: skip
+def render_command(schema: str | None, supabase_dir: Path | None, yoyo_dir: Path | None) -> None:
     """Print one SQL script that installs the current version from scratch (with
-    --supabase: write the install as Supabase CLI migration files)."""
-    if supabase_dir is None:
+    --supabase / --yoyo: write the install as that tool's migration files)."""
+    if supabase_dir is not None and yoyo_dir is not None:
+        raise UsageProblem("--supabase and --yoyo write different folders: pass one")
+    folder = yoyo_dir or supabase_dir
+    if folder is None:
         click.echo(render(schema or "notify"), nl=False)
         return
-    written = render_supabase(supabase_dir, schema or SUPABASE_SCHEMA)
+    if yoyo_dir is not None:
+        written = render_yoyo(folder, schema or YOYO_SCHEMA)
+    else:
+        written = render_supabase(folder, schema or SUPABASE_SCHEMA)
     for path in written:
         click.echo(f"wrote {path}")
     if not written:
-        click.echo(f"nothing to write: {supabase_dir} is up to date")
+        click.echo(f"nothing to write: {folder} is up to date")
 
 
 @cli.command()

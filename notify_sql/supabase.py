@@ -37,6 +37,7 @@ from notify_sql.migrator import (
     owner_sql,
     plan_steps,
     prelude_sql,
+    record_catalog_sql,
 )
 from notify_sql.sources import Migration, load_functions, load_migrations, validate_schema
 
@@ -46,6 +47,7 @@ FUNCTIONS_SUFFIX = "_notify_sql_functions.sql"
 
 _VERSIONED_FILE = re.compile(r"^(\d{14})_.*\.sql$")
 _RENDERED_MIGRATION = re.compile(r"^\d{14}_notify_sql_\d{4}_[a-z0-9_]+\.sql$")
+_FUNCTIONS_FILE = re.compile(rf".*{re.escape(FUNCTIONS_SUFFIX)}$")
 _MIGRATION_HEADER = re.compile(
     r"^-- notify-sql migration (?P<version>\d{4})_(?P<name>[a-z0-9_]+) "
     r"for schema (?P<schema>[a-z0-9_]+), source sha256 (?P<checksum>[0-9a-f]{64})$"
@@ -69,16 +71,17 @@ def _as_owner(schema: str) -> str:
     return prelude_sql(schema) + owner_sql(schema, session=True)
 
 
-def migration_file_text(schema: str, migration: Migration) -> str:
+def migration_file_text(schema: str, migration: Migration, about: str = _ABOUT) -> str:
     body = migration_sql(schema, migration, session=True)
     return (
         f"-- notify-sql migration {migration.version}_{migration.name} for schema {schema}, "
         f"source sha256 {migration.checksum}\n"
-        + _ABOUT
+        + about
         + "\n"
         + _as_owner(schema)
         + "\n"
         + body
+        + record_catalog_sql(schema, session=True)
         + _RESET
     )
 
@@ -94,12 +97,15 @@ def _functions_body(schema: str, root: Path | None, removed: list[str]) -> str:
         + "\n".join(step.sql for step in plan_steps(state, schema, root))
         + "\n"
         + check_sql(schema, functions)
+        + record_catalog_sql(schema, session=True)
         + "RESET check_function_bodies;\n"
         + _RESET
     )
 
 
-def functions_file_text(schema: str, root: Path | None, previous: list[str]) -> tuple[str, str]:
+def functions_file_text(
+    schema: str, root: Path | None, previous: list[str], about: str = _ABOUT
+) -> tuple[str, str]:
     """Every function (dropped, created, revoked, granted, recorded), then the runner's
     final checks; functions in ``previous`` (installed by the last functions file
     rendered into the folder) that no longer have a file are dropped.
@@ -113,7 +119,7 @@ def functions_file_text(schema: str, root: Path | None, previous: list[str]) -> 
     manifest = "".join(f"--   function {name}\n" for name in names)
     text = (
         f"-- notify-sql functions for schema {schema}, sha256 {fingerprint}:\n{manifest}"
-        + _ABOUT
+        + about
         + "\n"
         + _functions_body(schema, root, removed)
     )
@@ -129,18 +135,25 @@ class _Folder:
     last_functions: Path | None
 
 
-def _read_folder(directory: Path) -> _Folder:
+def _read_folder(
+    directory: Path,
+    versioned: re.Pattern[str] = _VERSIONED_FILE,
+    migration_file: re.Pattern[str] = _RENDERED_MIGRATION,
+    functions_file: re.Pattern[str] = _FUNCTIONS_FILE,
+) -> _Folder:
+    """``versioned`` matches every file whose first group is its place in the order;
+    ``migration_file`` the names of rendered migrations (whose headers are read)."""
     files = sorted(p for p in directory.glob("*.sql") if p.is_file()) if directory.is_dir() else []
-    versions = [m.group(1) for p in files if (m := _VERSIONED_FILE.match(p.name))]
+    versions = [m.group(1) for p in files if (m := versioned.match(p.name))]
     rendered = {}
     for path in files:
-        if not _RENDERED_MIGRATION.match(path.name):
+        if not migration_file.match(path.name):
             continue
         header = _MIGRATION_HEADER.match(path.read_text().partition("\n")[0])
         if header is None:
             raise MigrationError(f"{path}: not a notify-sql migration header; was it edited?")
         rendered[header["version"]] = (path, header.groupdict())
-    functions = [p for p in files if p.name.endswith(FUNCTIONS_SUFFIX)]
+    functions = [p for p in files if functions_file.match(p.name)]
     return _Folder(max(versions, default=None), rendered, functions[-1] if functions else None)
 
 
@@ -176,7 +189,9 @@ def _same_schema(path: Path, installs_into: str, schema: str) -> None:
         )
 
 
-def _last_functions(folder: _Folder, schema: str) -> tuple[str | None, list[str]]:
+def _last_functions(
+    folder: _Folder, schema: str, about: str = _ABOUT
+) -> tuple[str | None, list[str]]:
     """The fingerprint of the last functions file rendered into the folder and the
     functions it installed (None and nothing when there is none)."""
     path = folder.last_functions
@@ -187,7 +202,7 @@ def _last_functions(folder: _Folder, schema: str) -> tuple[str | None, list[str]
     if header is None:
         raise MigrationError(f"{path}: not a notify-sql functions header; was it edited?")
     _same_schema(path, header["schema"], schema)
-    return header["fingerprint"], _MANIFEST_LINE.findall(text.partition(_ABOUT)[0])
+    return header["fingerprint"], _MANIFEST_LINE.findall(text.partition(about)[0])
 
 
 def _timestamps(after: str | None, now: datetime, count: int) -> list[str]:

@@ -81,7 +81,7 @@ def test_status_and_verify_report_drift_then_clean(dsn: str) -> None:
         )
     drift = run("verify", "--dsn", dsn)
     assert drift.returncode == 1
-    assert f"function {victim}: 2 overloads installed" in drift.stdout
+    assert f"function {victim}(p_extra bytea) was added" in drift.stdout
     status = run("status", "--dsn", dsn)
     assert status.returncode == 0
     assert "1 changed" in status.stdout and f"changed    {victim}" in status.stdout

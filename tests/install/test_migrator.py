@@ -160,8 +160,11 @@ def test_an_edited_applied_migration_is_refused(tmp_path: Path, empty_dsn: str) 
     (root / "migrations" / "0001_tables.sql").write_text("CREATE TABLE things (id bigint);")
     with pytest.raises(MigrationError, match="0001_tables was edited after it was applied"):
         migrate(empty_dsn, "edited", root=root)
-    with pytest.raises(MigrationError, match="edited"):
-        inspect(empty_dsn, "edited", root=root)
+    drift = inspect(empty_dsn, "edited", root=root).drift
+    assert drift == [
+        "migration 0001_tables was edited after it was applied (checksum differs); "
+        "put the change in a new migration instead"
+    ]
 
 
 def test_a_changed_return_type_replaces_the_function_with_grants_intact(
@@ -190,7 +193,7 @@ def test_a_hand_made_overload_is_drift_and_the_next_migrate_drops_it(
             "CREATE FUNCTION ov.add_one(p_x text) RETURNS text LANGUAGE sql AS $$ SELECT p_x $$"
         )
     drift = inspect(empty_dsn, "ov", root=root).drift
-    assert any("2 overloads" in line for line in drift), drift
+    assert drift == ["function add_one(p_x text) was added"]
     assert [s.name for s in migrate(empty_dsn, "ov", root=root)] == ["add_one"]
     assert [row[0] for row in acl_of(empty_dsn, "add_one")] == ["ov.add_one(integer)"]
     assert inspect(empty_dsn, "ov", root=root).drift == []

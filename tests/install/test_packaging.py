@@ -61,7 +61,7 @@ def test_wheel_holds_every_sql_file_and_the_typing_marker(wheel: Path) -> None:
         names = set(archive.namelist())
     sql_files = {
         f"notify_sql/sql/{path.relative_to(sql_root()).as_posix()}"
-        for folder in ("migrations", "functions")
+        for folder in ("migrations", "functions", "runner")
         for path in (sql_root() / folder).rglob("*.sql")
     }
     assert sql_files, "no SQL files in the checkout"

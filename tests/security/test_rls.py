@@ -22,6 +22,7 @@ CLOSED_TABLES = (
     "notification_logs",
     "notify_sql_migrations",
     "notify_sql_functions",
+    "notify_sql_catalog",
 )
 
 
