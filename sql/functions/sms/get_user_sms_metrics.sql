@@ -29,7 +29,7 @@ BEGIN
   RETURN QUERY
   SELECT s.metric_date, s.scheduled::integer, s.sent::integer, s.delivered::integer,
          s.failed::integer, s.llm_cost,
-         least(100, round(100 * s.delivered / nullif(s.sent, 0), 2))
+         CASE WHEN s.sent > 0 THEN least(100, round(100 * s.delivered / s.sent, 2)) END
   FROM (SELECT m.metric_date,
                coalesce(sum(m.metric_value) FILTER (WHERE m.metric_type = 'scheduled_count'), 0) AS scheduled,
                coalesce(sum(m.metric_value) FILTER (WHERE m.metric_type = 'sent_count'), 0) AS sent,

@@ -41,10 +41,14 @@ BEGIN
   ),
   figures AS (
     SELECT s.*,
-           least(100, round(100 * s.delivered / nullif(s.sent, 0), 2)) AS delivery_rate,
-           least(100, round(100 * s.llm_ok / nullif(coalesce(s.llm_ok, 0)
-                                                      + coalesce(s.fallback, 0), 0), 2))
-             AS llm_rate
+           -- least() skips NULLs, so the zero-denominator case is a CASE of its own.
+           CASE WHEN s.sent > 0
+                THEN least(100, round(100 * coalesce(s.delivered, 0) / s.sent, 2))
+           END AS delivery_rate,
+           CASE WHEN coalesce(s.llm_ok, 0) + coalesce(s.fallback, 0) > 0
+                THEN round(100 * coalesce(s.llm_ok, 0)
+                           / (coalesce(s.llm_ok, 0) + coalesce(s.fallback, 0)), 2)
+           END AS llm_rate
     FROM sums s
   ),
   written AS (
