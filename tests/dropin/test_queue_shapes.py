@@ -79,10 +79,10 @@ def test_heartbeat_by_update_of_updated_at_keeps_a_job(public_db: Conn) -> None:
 @PENDING_FLOW
 def test_add_queue_job_stores_a_correlation_id(public_db: Conn) -> None:
     job_id = add_job(public_db)
-    (metadata,) = public_db.execute(
-        "SELECT metadata FROM public.queue_jobs WHERE id = %s", (job_id,)
-    ).fetchone() or (None,)
-    assert UUID(metadata["correlationId"])
+    row = public_db.execute(
+        "SELECT metadata ->> 'correlationId' FROM public.queue_jobs WHERE id = %s", (job_id,)
+    ).fetchone()
+    assert row is not None and row[0] is not None and UUID(row[0])
     given = add_job(public_db, p_metadata={"correlationId": "mine"})
     assert public_db.execute(
         "SELECT metadata ->> 'correlationId' FROM public.queue_jobs WHERE id = %s", (given,)
