@@ -28,7 +28,7 @@ from notify_sql.throwaway import throwaway_postgres
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_FILE = "sql/functions/deliveries/update_sms_status_atomic.sql"
 MESSAGES = 20_000
-ROUNDS = 3
+ROUNDS = 5
 SETUP_SQL = """
 INSERT INTO notify.notification_deliveries (recipient_user_id, channel)
 SELECT gen_random_uuid(), 'sms' FROM generate_series(1, {n});

@@ -301,17 +301,21 @@ def test_both_tables_or_neither(db: psycopg.Connection[Any], deliveries: Deliver
     assert one(db, "SELECT status, twilio_status FROM notify.sms_messages") == ("pending", None)
 
 
-@settings(
-    max_examples=500,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(
+# Up to 8 callbacks (a Twilio status and a flag each), and a shuffle of them.
+CALLBACK_ORDERINGS = given(
     callbacks=st.lists(
         st.tuples(st.sampled_from(TWILIO_RANKING), st.booleans()), min_size=1, max_size=8
     ),
     order=st.randoms(use_true_random=False),
 )
+
+
+@settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@CALLBACK_ORDERINGS
 def test_any_callback_sequence_ends_in_its_highest_status(
     service_db: psycopg.Connection[Any],
     deliveries: Deliveries,
@@ -473,12 +477,7 @@ def test_mapped_status_in_the_delivery_vocabulary_is_informational(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(
-    callbacks=st.lists(
-        st.tuples(st.sampled_from(TWILIO_RANKING), st.booleans()), min_size=1, max_size=8
-    ),
-    order=st.randoms(use_true_random=False),
-)
+@CALLBACK_ORDERINGS
 def test_platform_webhook_any_order_ends_in_the_highest_status(
     db: psycopg.Connection[Any], callbacks: list[tuple[str, bool]], order: random.Random
 ) -> None:

@@ -5,6 +5,7 @@ the marks after merging)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -35,6 +36,18 @@ def age(conn: Conn, job_id: UUID, seconds: int) -> None:
         "updated_at = now() - make_interval(secs => %s) WHERE id = %s",
         (seconds, seconds, job_id),
     )
+
+
+def run_until_drained(conn: Conn, job_type: str, attempt: Callable[[dict[str, Any]], None]) -> int:
+    """Claims the one job of `job_type` and runs `attempt` on it until it is no longer
+    claimable (retries made due at once); how many runs it took (at most 6)."""
+    runs = 0
+    while (jobs := claim(conn, job_type)) and runs < 6:
+        runs += 1
+        attempt(jobs[0])
+        conn.execute("UPDATE public.queue_jobs SET scheduled_for = now() WHERE id = %s",
+                     (jobs[0]["id"],))  # fmt: skip
+    return runs
 
 
 def status(conn: Conn, job_id: UUID) -> tuple[Any, ...]:
@@ -93,34 +106,26 @@ def test_add_queue_job_stores_a_correlation_id(public_db: Conn) -> None:
 def test_a_failing_job_runs_max_attempts_times_under_the_platform_rule(public_db: Conn) -> None:
     """The platform's worker retries while attempts + 1 < max_attempts, reading attempts
     on the claimed row as the number of earlier attempts."""
-    job_id = add_job(public_db, "always_fails")
-    runs = 0
-    while jobs := claim(public_db, "always_fails"):
-        (job,) = jobs
-        runs += 1
+
+    def fail(job: dict[str, Any]) -> None:
         retry = job["attempts"] + 1 < job["max_attempts"]
         rpc(public_db, "fail_queue_job",
-            {"p_job_id": job_id, "p_error_message": "boom", "p_retry": retry,
+            {"p_job_id": job["id"], "p_error_message": "boom", "p_retry": retry,
              "p_processing_token": job["processing_token"]})  # fmt: skip
-        public_db.execute("UPDATE public.queue_jobs SET scheduled_for = now() WHERE id = %s",
-                          (job_id,))  # fmt: skip
-        assert runs <= 5
-    assert runs == 3
+
+    job_id = add_job(public_db, "always_fails")
+    assert run_until_drained(public_db, "always_fails", fail) == 3
     assert status(public_db, job_id)[0] == "failed"
 
 
 @PENDING_FLOW
 def test_a_job_whose_worker_keeps_crashing_ends_failed(public_db: Conn) -> None:
-    job_id = add_job(public_db, "crashes")
-    runs = 0
-    while claim(public_db, "crashes"):
-        runs += 1
-        age(public_db, job_id, 600)  # the worker died mid-job
+    def crash(job: dict[str, Any]) -> None:
+        age(public_db, job["id"], 600)  # the worker died mid-job
         rpc(public_db, "reset_stalled_jobs", {"p_stall_timeout": "300 seconds"})
-        public_db.execute("UPDATE public.queue_jobs SET scheduled_for = now() WHERE id = %s",
-                          (job_id,))  # fmt: skip
-        assert runs <= 5
-    assert runs == 3
+
+    job_id = add_job(public_db, "crashes")
+    assert run_until_drained(public_db, "crashes", crash) == 3
     assert status(public_db, job_id)[0] == "failed"
 
 

@@ -47,6 +47,7 @@ PRIVILEGES: dict[str, frozenset[str]] = dict.fromkeys(
         "heartbeat_queue_job",
         "prune_queue_jobs",
         "check_batch_size",
+        "check_choice",
         "check_interval",
         "check_job_batch",
         "queue_retry_delay",

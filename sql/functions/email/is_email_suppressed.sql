@@ -12,11 +12,7 @@ SET search_path = @schema@, pg_temp
 AS $$
 BEGIN
   PERFORM check_text('p_email', nullif(btrim(p_email), ''), 320);
-  IF p_scope IS NULL OR p_scope NOT IN ('lifecycle', 'marketing', 'daily_brief', 'all') THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_scope: must be lifecycle, marketing, daily_brief or all, got %L',
-                       left(p_scope, 40));
-  END IF;
+  PERFORM check_choice('p_scope', p_scope, ARRAY['lifecycle', 'marketing', 'daily_brief', 'all']);
   RETURN EXISTS (SELECT FROM email_suppressions s
                  WHERE s.email = lower(btrim(p_email)) AND s.scope IN (p_scope, 'all'));
 END;

@@ -25,22 +25,11 @@ DECLARE
   v_id uuid;
 BEGIN
   PERFORM check_text('p_email', nullif(btrim(p_email), ''), 320);
-  IF p_scope IS NULL OR p_scope NOT IN ('lifecycle', 'marketing', 'daily_brief', 'all') THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_scope: must be lifecycle, marketing, daily_brief or all, got %L',
-                       left(p_scope, 40));
-  END IF;
-  IF p_reason IS NULL OR p_reason NOT IN ('unsubscribe', 'hard_bounce', 'manual', 'complaint') THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_reason: must be unsubscribe, hard_bounce, manual or complaint, got %L',
-                       left(p_reason, 40));
-  END IF;
-  IF p_source IS NULL
-     OR p_source NOT IN ('email_link', 'admin', 'provider_webhook', 'list_header') THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_source: must be email_link, admin, provider_webhook or list_header, got %L',
-                       left(p_source, 40));
-  END IF;
+  PERFORM check_choice('p_scope', p_scope, ARRAY['lifecycle', 'marketing', 'daily_brief', 'all']);
+  PERFORM check_choice('p_reason', p_reason,
+                       ARRAY['unsubscribe', 'hard_bounce', 'manual', 'complaint']);
+  PERFORM check_choice('p_source', p_source,
+                       ARRAY['email_link', 'admin', 'provider_webhook', 'list_header']);
   PERFORM check_jsonb('p_metadata', p_metadata, 16384);
 
   INSERT INTO email_suppressions AS s (email, scope, reason, source, metadata)

@@ -38,11 +38,7 @@ BEGIN
   PERFORM check_required('p_user_id', p_user_id);
   PERFORM check_text('p_phone_number', nullif(btrim(p_phone_number), ''), 32);
   PERFORM check_text('p_message', nullif(p_message, ''), 1600);
-  IF p_priority IS NULL OR p_priority NOT IN ('low', 'normal', 'high', 'urgent') THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_priority: must be low, normal, high or urgent, got %L',
-                       left(p_priority, 40));
-  END IF;
+  PERFORM check_choice('p_priority', p_priority, ARRAY['low', 'normal', 'high', 'urgent']);
   PERFORM check_jsonb('p_metadata', p_metadata, 16384);
   IF length(v_key) > 200 OR v_key = '' THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
