@@ -9,18 +9,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from pytest_postgresql.janitor import DatabaseJanitor
 
 from notify_sql.migrator import migrate
-from notify_sql.throwaway import SUPERUSER, ThrowawayPostgres
+from notify_sql.throwaway import ThrowawayPostgres
+from tests.conftest import _janitor
 
 PUBLIC_TEMPLATE = "notify_public_template"
-
-
-def _janitor(server: ThrowawayPostgres, dbname: str, **options: Any) -> DatabaseJanitor:
-    return DatabaseJanitor(
-        user=SUPERUSER, host=server.host, port=server.port, dbname=dbname, **options
-    )
 
 
 @pytest.fixture(scope="session")

@@ -157,7 +157,7 @@ SETUP: dict[str, Callable[[Conn], dict[str, Any]]] = {
     "upsert_email_suppression": _email,
     "is_email_suppressed": _email,
 }
-# Shapes whose setup guarantees at least one row.
+# void functions: no row. Every other call's setup guarantees at least one row.
 EMPTY_ALLOWED = {"record_sms_metric", "refresh_sms_metrics_daily"}
 
 
