@@ -240,8 +240,10 @@ WRITE_SCRIPTS = {
         "WHERE t.n = (SELECT nextval('bench_opened_next'));\n"
     ),
     "emit (email + push deliveries)": (
-        "SELECT notify.emit_notification_event('bench.write', '{}'::jsonb, gen_random_uuid(), "
-        "NULL, ARRAY['email', 'push']);\n"
+        # one of the 1000 subscribers of bench.write (write_cost subscribes them)
+        "\\set n random(1, 1000)\n"
+        "SELECT notify.emit_notification_event('bench.write', '{}'::jsonb, "
+        "md5(:n::text)::uuid, NULL, ARRAY['email', 'push']);\n"
     ),
 }
 SAMPLES_SQL = """
@@ -275,6 +277,11 @@ def write_cost(server: ThrowawayPostgres, conn: psycopg.Connection[Any]) -> None
     conn.execute("RESET ROLE")
     for status in ("delivered", "opened"):
         conn.execute(SAMPLES_SQL.format(status=status))
+    conn.execute(
+        "INSERT INTO notify.notification_subscriptions (user_id, event_type) "
+        "SELECT md5(g::text)::uuid, 'bench.write' FROM generate_series(1, 1000) g "
+        "ON CONFLICT DO NOTHING"
+    )
     print("\n| write path | clients | triggers off, tx/s | triggers on, tx/s | on / off |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, script in WRITE_SCRIPTS.items():

@@ -100,6 +100,7 @@ class TimelineBucket:
     click_rate: Decimal | None
     avg_delivery_time_ms: Decimal | None
     avg_time_to_delivered_seconds: Decimal | None
+    time_bucket: datetime  # = bucket_start, the seed platform's name
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,12 @@ def _setup_recipient(conn: psycopg.Connection[Any], user: uuid.UUID) -> None:
         "(%s, 'push', false, NULL, false)",
         (user, user),
     )
+    # emit_notification_event delivers only to users subscribed to the event type.
+    conn.execute(
+        "INSERT INTO notification_subscriptions (user_id, event_type) "
+        "VALUES (%s, 'comment.created')",
+        (user,),
+    )
 
 
 def _send(

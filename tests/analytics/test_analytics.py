@@ -238,6 +238,7 @@ def test_channel_performance_sums_to_the_overview(analytics: Analytics) -> None:
 def test_timeline_is_gapless_and_adds_up(analytics: Analytics) -> None:
     buckets = analytics.timeline("3 days", "day")
     starts = [b.bucket_start for b in buckets]
+    assert [b.time_bucket for b in buckets] == starts  # the seed platform's name
     assert all(later - earlier == timedelta(days=1) for earlier, later in pairwise(starts))
     assert len(buckets) in (3, 4)  # 4 unless now() is exactly midnight
     current = analytics.overview("3 days").current

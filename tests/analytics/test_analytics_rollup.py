@@ -212,6 +212,9 @@ def test_concurrent_writers_never_share_a_sums_row_and_stay_exact(dsn: str) -> N
             "INSERT INTO notify.notification_deliveries (recipient_user_id, channel, status) "
             "SELECT gen_random_uuid(), (ARRAY['email', 'sms', 'push', 'in_app'])[1 + g % 4], "
             "'pending' FROM generate_series(1, 40) g RETURNING id").fetchall()]  # fmt: skip
+        # emit broadcasts event 't' to its two subscribers.
+        admin.execute("INSERT INTO notify.notification_subscriptions (user_id, event_type) "
+                      "SELECT gen_random_uuid(), 't' FROM generate_series(1, 2)")  # fmt: skip
     errors: list[BaseException] = []
     stop = threading.Event()
 
@@ -223,7 +226,7 @@ def test_concurrent_writers_never_share_a_sums_row_and_stay_exact(dsn: str) -> N
                     if rng.random() < 0.2:
                         conn.execute(
                             "SELECT notify.emit_notification_event('t', '{}'::jsonb, "
-                            "gen_random_uuid(), NULL, ARRAY['email', 'push'])"
+                            "NULL, NULL, ARRAY['email', 'push'])"
                         )
                     else:
                         conn.execute(

@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from notify_sql.deliveries import AsyncDeliveries, Deliveries
 from notify_sql.errors import InvalidArgument
-from tests.helpers.deliveries import one, snapshot
+from tests.helpers.deliveries import one, snapshot, subscriber
 
 ALL_CHANNELS = ["email", "in_app", "push", "sms"]
 
@@ -47,7 +47,7 @@ def set_preference(
 def test_all_four_channels_without_preferences_and_one_correlation_id_throughout(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
-    user_id, actor_id = uuid4(), uuid4()
+    user_id, actor_id = subscriber(service_db, "task.due_soon"), uuid4()
     event_id = deliveries.emit_notification_event(
         "task.due_soon",
         {"task": "Write report"},
@@ -89,7 +89,7 @@ def test_all_four_channels_without_preferences_and_one_correlation_id_throughout
 def test_a_correlation_id_is_generated_when_none_is_given(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
-    event_id = deliveries.emit_notification_event("x", {}, target_user_id=uuid4())
+    event_id = deliveries.emit_notification_event("x", {}, target_user_id=subscriber(service_db))
     correlations = {
         row[0]
         for row in service_db.execute(
@@ -107,7 +107,7 @@ def test_a_correlation_id_is_generated_when_none_is_given(
 def test_disabled_and_opted_out_channels_get_no_delivery(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
-    user_id = uuid4()
+    user_id = subscriber(service_db)
     set_preference(service_db, user_id, "sms", enabled=False, phone_number="+15550199")
     set_preference(service_db, user_id, "email", opted_out=True)
     set_preference(service_db, user_id, "push", enabled=True)
@@ -119,7 +119,7 @@ def test_disabled_and_opted_out_channels_get_no_delivery(
 def test_an_enabled_sms_channel_carries_the_phone_number(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
-    user_id = uuid4()
+    user_id = subscriber(service_db)
     set_preference(service_db, user_id, "sms", phone_number="+15550142", phone_verified=True)
     event_id = deliveries.emit_notification_event("x", {}, target_user_id=user_id, channels=["sms"])
     assert one(
@@ -134,7 +134,7 @@ def test_a_stop_reply_stops_future_sms(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
     """Twilio error 21610 on one message: the next event creates no SMS delivery."""
-    user_id = uuid4()
+    user_id = subscriber(service_db)
     first = deliveries.emit_notification_event("x", {}, target_user_id=user_id, channels=["sms"])
     message_id = one(
         service_db,
@@ -154,7 +154,7 @@ def test_a_stop_reply_stops_future_sms(
 def test_opting_out_is_idempotent_and_keeps_the_first_reason(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
-    user_id = uuid4()
+    user_id = subscriber(service_db)
     assert deliveries.opt_out_user_channel(user_id, "push", "unsubscribe link")
     assert not deliveries.opt_out_user_channel(user_id, "push", "again")
     assert one(
@@ -171,7 +171,7 @@ def test_opting_out_is_idempotent_and_keeps_the_first_reason(
 
 
 def test_p_channels_restricts(service_db: psycopg.Connection[Any], deliveries: Deliveries) -> None:
-    user_id = uuid4()
+    user_id = subscriber(service_db)
     set_preference(service_db, user_id, "push", enabled=False)
     event_id = deliveries.emit_notification_event(
         "x", {}, target_user_id=user_id, channels=["push", "email", "email"]
@@ -179,9 +179,10 @@ def test_p_channels_restricts(service_db: psycopg.Connection[Any], deliveries: D
     assert channels_of(service_db, event_id) == ["email"]
 
 
-def test_no_target_records_the_event_only(
+def test_no_subscriber_records_the_event_only(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
+    subscriber(service_db, "other.event")
     event_id = deliveries.emit_notification_event("system.notice", {"a": 1})
     assert channels_of(service_db, event_id) == []
     assert one(service_db, "SELECT count(*) FROM notify.queue_jobs") == (0,)
@@ -200,6 +201,11 @@ def test_no_target_records_the_event_only(
         ({"channels": ["sms", None]}, "p_channels"),
         ({"event_source": None}, "p_event_source"),
         ({"correlation_id": " "}, "p_correlation_id"),
+        ({"payload": {"big": "x" * 70000}}, "p_payload"),
+        ({"metadata": [1]}, "p_metadata"),
+        ({"metadata": {"correlationId": "c" * 201}}, "p_metadata"),
+        ({"metadata": {"blob": "x" * 70000}}, "p_metadata"),
+        ({"scheduled_for": "infinity"}, "p_scheduled_for"),
     ],
 )
 def test_bad_input_raises_22023_and_writes_nothing(
@@ -208,11 +214,12 @@ def test_bad_input_raises_22023_and_writes_nothing(
     call: dict[str, Any] = {
         "p_event_type": "x",
         "p_payload": {},
-        "p_target_user_id": uuid4(),
+        "p_target_user_id": subscriber(service_db),
         **{f"p_{name}": value for name, value in arguments.items()},
     }
-    if call["p_payload"] is not None:
-        call["p_payload"] = Jsonb(call["p_payload"])
+    for name in ("p_payload", "p_metadata"):
+        if call.get(name) is not None:
+            call[name] = Jsonb(call[name])
     before = snapshot(service_db)
     named = ", ".join(f"{name} => %({name})s" for name in call)
     with pytest.raises(psycopg.errors.InvalidParameterValue) as raised:
@@ -238,9 +245,10 @@ def test_a_failing_job_insert_rolls_back_the_event_and_deliveries(
         "CREATE TRIGGER refuse BEFORE INSERT ON notify.queue_jobs "
         "FOR EACH ROW EXECUTE FUNCTION notify.refuse_job()"
     )
+    user_id = subscriber(db)
     before = snapshot(db)
     with pytest.raises(psycopg.errors.RaiseException):
-        deliveries.emit_notification_event("x", {}, target_user_id=uuid4())
+        deliveries.emit_notification_event("x", {}, target_user_id=user_id)
     assert snapshot(db) == before
 
 
@@ -248,6 +256,6 @@ async def test_async_wrapper(dsn: str, service_db: psycopg.Connection[Any]) -> N
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await conn.execute("SET ROLE service_role")
         event_id = await AsyncDeliveries(conn).emit_notification_event(
-            "x", {"k": "v"}, target_user_id=uuid4(), channels=["in_app"]
+            "x", {"k": "v"}, target_user_id=subscriber(service_db), channels=["in_app"]
         )
     assert channels_of(service_db, event_id) == ["in_app"]

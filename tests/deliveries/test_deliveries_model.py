@@ -19,6 +19,7 @@ from tests.helpers.deliveries import (
     make_delivery,
     make_sms,
     one,
+    subscriber,
 )
 
 
@@ -91,9 +92,15 @@ def test_one_correlation_id_traces_event_deliveries_jobs_and_callbacks(
 ) -> None:
     deliveries = Deliveries(service_db)
     deliveries.emit_notification_event(
-        "x", {}, target_user_id=uuid4(), channels=["email", "sms"], correlation_id="trace-1"
+        "x",
+        {},
+        target_user_id=subscriber(service_db),
+        channels=["email", "sms"],
+        correlation_id="trace-1",
     )
-    deliveries.emit_notification_event("x", {}, target_user_id=uuid4(), correlation_id="other")
+    deliveries.emit_notification_event(
+        "x", {}, target_user_id=subscriber(service_db), correlation_id="other"
+    )
     tracking_id = one(
         service_db,
         "SELECT tracking_id FROM notify.notification_deliveries "

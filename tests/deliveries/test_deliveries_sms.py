@@ -25,6 +25,7 @@ from tests.helpers.deliveries import (
     run_concurrently,
     snapshot,
 )
+from tests.helpers.postgrest import rpc
 
 STATE_QUERY = """
 SELECT s.twilio_status, s.status, d.status,
@@ -238,8 +239,10 @@ def test_unknown_message_returns_one_row_and_is_logged(
         ({"twilio_status": "sent", "message_id": None, "twilio_sid": " "}, "p_message_id"),
         ({"twilio_status": "sent", "twilio_sid": "SMother"}, "p_twilio_sid"),
         ({"twilio_status": "sent", "twilio_sid": "SM" + "x" * 63}, "p_twilio_sid"),
-        ({"twilio_status": "delivered", "mapped_status": "sent"}, "p_mapped_status"),
         ({"twilio_status": "delivered", "mapped_status": "bogus"}, "p_mapped_status"),
+        ({"twilio_status": "delivered", "mapped_status": "receiving"}, "p_mapped_status"),
+        ({"twilio_status": "delivered", "mapped_status": "x" * 33}, "p_mapped_status"),
+        ({"twilio_status": "failed", "error_message": "x" * 2001}, "p_error_message"),
     ],
 )
 def test_bad_input_raises_22023_and_writes_nothing(
@@ -298,17 +301,21 @@ def test_both_tables_or_neither(db: psycopg.Connection[Any], deliveries: Deliver
     assert one(db, "SELECT status, twilio_status FROM notify.sms_messages") == ("pending", None)
 
 
-@settings(
-    max_examples=500,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(
+# Up to 8 callbacks (a Twilio status and a flag each), and a shuffle of them.
+CALLBACK_ORDERINGS = given(
     callbacks=st.lists(
         st.tuples(st.sampled_from(TWILIO_RANKING), st.booleans()), min_size=1, max_size=8
     ),
     order=st.randoms(use_true_random=False),
 )
+
+
+@settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@CALLBACK_ORDERINGS
 def test_any_callback_sequence_ends_in_its_highest_status(
     service_db: psycopg.Connection[Any],
     deliveries: Deliveries,
@@ -386,3 +393,115 @@ def test_only_service_role_may_call(db: psycopg.Connection[Any], role: str) -> N
         Deliveries(db).update_sms_status_atomic(
             message_id=uuid4(), twilio_sid=None, twilio_status="sent"
         )
+
+
+# The seed platform's Twilio webhook: `statusMap[MessageStatus] || MessageStatus`, its
+# SMS vocabulary (accepted -> queued, canceled -> cancelled; scheduled and read pass
+# through unchanged), sent as p_mapped_status beside the Twilio status.
+PLATFORM_SMS_STATUS = {
+    "accepted": "queued",
+    "scheduled": "scheduled",
+    "queued": "queued",
+    "sending": "sending",
+    "sent": "sent",
+    "canceled": "cancelled",
+    "failed": "failed",
+    "undelivered": "undelivered",
+    "delivered": "delivered",
+    "read": "read",
+}
+
+
+def platform_webhook(
+    conn: psycopg.Connection[Any],
+    message_id: UUID,
+    sid: str,
+    status: str,
+    error: tuple[int | None, str | None] = (None, None),
+) -> dict[str, Any]:
+    """The platform webhook's RPC, sent as PostgREST sends it (undefined keys left out)."""
+    args: dict[str, Any] = {
+        "p_message_id": message_id,
+        "p_twilio_sid": sid,
+        "p_twilio_status": status,
+        "p_mapped_status": PLATFORM_SMS_STATUS[status],
+    }
+    error_code, error_message = error
+    if error_code is not None:
+        args["p_error_code"] = error_code
+    if error_message is not None:
+        args["p_error_message"] = error_message
+    (row,) = rpc(conn, "update_sms_status_atomic", args, schema="notify")
+    return row
+
+
+@pytest.mark.parametrize("with_error", [False, True], ids=["no-error", "error"])
+@pytest.mark.parametrize("twilio_status", TWILIO_RANKING)
+def test_platform_webhook_sms_vocabulary_every_status(
+    db: psycopg.Connection[Any], twilio_status: str, with_error: bool
+) -> None:
+    """Every Twilio status with the platform's mapped SMS status, with and without an
+    error: accepted, and both tables follow the Twilio status."""
+    sid = f"SM{uuid4().hex}"
+    message_id = new_message(db, twilio_sid=sid)
+    error = (30003, "Unreachable destination handset") if with_error else (None, None)
+    row = platform_webhook(db, message_id, sid, twilio_status, error)
+    assert row["updated_sms"] is True
+    # An error is kept in the delivery's last_error even while it stays pending.
+    assert row["updated_delivery"] == (TWILIO_TO_DELIVERY[twilio_status] != "pending" or with_error)
+    assert row["notification_delivery_id"] is not None and row["user_id"] is not None
+    assert_final_state(db, message_id, [twilio_status])
+    code, message = one(
+        db, "SELECT twilio_error_code, twilio_error_message FROM notify.sms_messages WHERE id = %s",
+        message_id,
+    )  # fmt: skip
+    assert (code, message) == error
+
+
+@pytest.mark.parametrize("mapped", ["opened", "clicked", "bounced", "pending", "Delivered"])
+def test_mapped_status_in_the_delivery_vocabulary_is_informational(
+    service_db: psycopg.Connection[Any], deliveries: Deliveries, mapped: str
+) -> None:
+    """A status name that disagrees with the Twilio status is accepted and ignored."""
+    message_id = new_message(service_db)
+    service_db.execute(
+        "SELECT notify.update_sms_status_atomic(p_message_id => %s, p_twilio_sid => NULL, "
+        "p_twilio_status => 'sent', p_mapped_status => %s)",
+        (message_id, mapped),
+    )
+    assert_final_state(service_db, message_id, ["sent"])
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@CALLBACK_ORDERINGS
+def test_platform_webhook_any_order_ends_in_the_highest_status(
+    db: psycopg.Connection[Any], callbacks: list[tuple[str, bool]], order: random.Random
+) -> None:
+    """Property: the platform webhook's calls (SMS vocabulary, some with an error code),
+    in the order drawn and shuffled, end in the same state: the highest Twilio status
+    received, both tables agreeing."""
+    shuffled = list(callbacks)
+    order.shuffle(shuffled)
+    received = [status for status, _ in callbacks]
+    finals = []
+    for sequence in (callbacks, shuffled):
+        sid = f"SM{uuid4().hex}"
+        message_id = new_message(db, twilio_sid=sid)
+        for status, with_error in sequence:
+            error = (30008, "Unknown error") if with_error else (None, None)
+            platform_webhook(db, message_id, sid, status, error)
+        assert_final_state(db, message_id, received)
+        finals.append(
+            one(
+                db,
+                "SELECT s.status, s.twilio_status, d.status FROM notify.sms_messages s "
+                "JOIN notify.notification_deliveries d ON d.id = s.notification_delivery_id "
+                "WHERE s.id = %s",
+                message_id,
+            )
+        )
+    assert finals[0] == finals[1]

@@ -17,6 +17,7 @@ WRITTEN_TABLES = (
     "notification_deliveries",
     "sms_messages",
     "notification_preferences",
+    "notification_subscriptions",
     "sms_links",
     "provider_callbacks",
     "notification_logs",
@@ -111,6 +112,18 @@ def make_sms(
     assert row is not None
     message_id: UUID = row[0]
     return message_id
+
+
+def subscriber(conn: psycopg.Connection[Any], event_type: str = "x", *more: str) -> UUID:
+    """A new user actively subscribed to the event type(s): emit_notification_event
+    delivers only to subscribers."""
+    user_id = uuid4()
+    conn.execute(
+        "INSERT INTO notify.notification_subscriptions (user_id, event_type) "
+        "SELECT %s, unnest(%s::text[])",
+        (user_id, [event_type, *more]),
+    )
+    return user_id
 
 
 def one(conn: psycopg.Connection[Any], query: str, *params: object) -> tuple[Any, ...]:

@@ -57,8 +57,8 @@ INSERT INTO contract VALUES
   ('record_sms_link_click', '{text,"timestamp with time zone"}',
    'p_short_code text, p_occurred_at timestamp with time zone DEFAULT now()',
    'text'),
-  ('emit_notification_event', '{text,jsonb,uuid,uuid,text[],text,text}',
-   'p_event_type text, p_payload jsonb, p_target_user_id uuid DEFAULT NULL::uuid, p_actor_user_id uuid DEFAULT NULL::uuid, p_channels text[] DEFAULT NULL::text[], p_event_source text DEFAULT ''api''::text, p_correlation_id text DEFAULT NULL::text',
+  ('emit_notification_event', '{text,jsonb,uuid,uuid,text[],text,text,jsonb,"timestamp with time zone"}',
+   'p_event_type text, p_payload jsonb, p_target_user_id uuid DEFAULT NULL::uuid, p_actor_user_id uuid DEFAULT NULL::uuid, p_channels text[] DEFAULT NULL::text[], p_event_source text DEFAULT ''api''::text, p_correlation_id text DEFAULT NULL::text, p_metadata jsonb DEFAULT NULL::jsonb, p_scheduled_for timestamp with time zone DEFAULT NULL::timestamp with time zone',
    'uuid'),
   -- Analytics
   ('get_notification_channel_performance', '{text}',

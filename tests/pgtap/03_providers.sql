@@ -3,7 +3,7 @@
 -- out to deliveries and queue jobs in one call; 22023 for unknown statuses and events.
 BEGIN;
 SET LOCAL search_path = notify, tap, public;
-SELECT plan(25);
+SELECT plan(27);
 SET LOCAL ROLE service_role;
 
 -- Email events.
@@ -76,6 +76,9 @@ SELECT isnt((SELECT clicked_at FROM notification_deliveries WHERE id = :'sms_del
   'the click is recorded on the delivery');
 
 -- emit_notification_event: event, one delivery per channel, one job per delivery, one correlation id.
+-- Only subscribers of the event type receive it.
+INSERT INTO notification_subscriptions (user_id, event_type)
+VALUES ('00000000-0000-0000-0000-0000000000c3', 'pgtap_event');
 SELECT emit_notification_event('pgtap_event', '{"title": "hi"}', '00000000-0000-0000-0000-0000000000c3',
                                p_channels => ARRAY['email', 'sms'], p_correlation_id => 'corr-pgtap') AS event \gset
 SELECT results_eq(
@@ -93,9 +96,21 @@ SELECT results_eq(
             UNION SELECT e.correlation_id FROM notification_events e WHERE e.id = %L $$, :'event', :'event'),
   $$ VALUES ('corr-pgtap'::text) $$,
   'the event and its deliveries share the correlation id');
+SELECT emit_notification_event('pgtap_event', '{}', '00000000-0000-0000-0000-0000000000c4') AS unsubscribed \gset
+SELECT is_empty(format('SELECT FROM notification_deliveries WHERE event_id = %L', :'unsubscribed'),
+  'a user with no subscription gets no delivery');
+SELECT emit_notification_event('pgtap_event', '{}', p_metadata => '{"correlationId": "corr-meta"}',
+                               p_scheduled_for => now() + interval '1 hour') AS broadcast \gset
+SELECT results_eq(
+  format($$ SELECT d.recipient_user_id, j.scheduled_for > now(), j.metadata ->> 'correlationId'
+            FROM notification_deliveries d JOIN queue_jobs j ON j.metadata ->> 'delivery_id' = d.id::text
+            WHERE d.event_id = %L AND d.channel = 'email' $$, :'broadcast'),
+  $$ VALUES ('00000000-0000-0000-0000-0000000000c3'::uuid, true, 'corr-meta'::text) $$,
+  'no target: every subscriber, jobs not due before p_scheduled_for, correlationId from p_metadata');
 SELECT throws_ok($$ SELECT emit_notification_event('pgtap_event', '{}', p_channels => ARRAY['pigeon']) $$,
   '22023', NULL, 'an unknown channel raises 22023');
-SELECT is_empty($$ SELECT FROM notification_events WHERE event_type = 'pgtap_event' AND correlation_id <> 'corr-pgtap' $$,
+SELECT is_empty($$ SELECT FROM notification_events WHERE event_type = 'pgtap_event' AND correlation_id NOT IN ('corr-pgtap', 'corr-meta')
+                   AND target_user_id IS DISTINCT FROM '00000000-0000-0000-0000-0000000000c4' $$,
   'a call that raised wrote no event');
 
 RESET ROLE;

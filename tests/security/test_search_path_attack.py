@@ -22,7 +22,13 @@ from psycopg.types.json import Jsonb
 
 FAKE_UUID = uuid.UUID("00000000-0000-0000-0000-000000000666")
 FAKE_TIME = datetime(1999, 1, 1, tzinfo=UTC)
-SHADOWED_TABLES = ("queue_jobs", "notification_deliveries", "notification_events", "sms_messages")
+SHADOWED_TABLES = (
+    "queue_jobs",
+    "notification_deliveries",
+    "notification_events",
+    "sms_messages",
+    "notification_subscriptions",
+)
 
 HOSTILE_OBJECTS = """
 CREATE FUNCTION {s}.now() RETURNS timestamptz LANGUAGE sql
@@ -36,6 +42,7 @@ CREATE TABLE {s}.queue_jobs (id uuid, status text);
 CREATE TABLE {s}.notification_deliveries (id uuid, status text);
 CREATE TABLE {s}.notification_events (id uuid);
 CREATE TABLE {s}.sms_messages (id uuid, status text);
+CREATE TABLE {s}.notification_subscriptions (id uuid, status text);
 """
 
 
@@ -59,6 +66,15 @@ def hostile_db(dsn: str) -> Iterator[psycopg.Connection[Any]]:
         for table in SHADOWED_TABLES:
             conn.execute(f"CREATE TEMP TABLE {table} (id uuid, status text)")
         yield conn
+
+
+def subscribe(conn: psycopg.Connection[Any], event_type: str) -> uuid.UUID:
+    user = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO notify.notification_subscriptions (user_id, event_type) VALUES (%s, %s)",
+        (user, event_type),
+    )
+    return user
 
 
 def call(conn: psycopg.Connection[Any], function: str, **args: object) -> list[tuple[Any, ...]]:
@@ -105,7 +121,7 @@ def test_queue_rpcs_ignore_look_alikes(hostile_db: psycopg.Connection[Any]) -> N
 
 
 def test_delivery_rpcs_ignore_look_alikes(hostile_db: psycopg.Connection[Any]) -> None:
-    user = uuid.uuid4()
+    user = subscribe(hostile_db, "welcome")
     [(event_id,)] = call(hostile_db, "emit_notification_event", p_event_type="welcome",
                          p_payload={"x": 1}, p_target_user_id=user,
                          p_channels=["sms", "email"])  # fmt: skip
@@ -188,7 +204,7 @@ def test_the_other_queue_rpcs_ignore_look_alikes(hostile_db: psycopg.Connection[
 def test_analytics_and_tracing_rpcs_ignore_look_alikes(
     hostile_db: psycopg.Connection[Any],
 ) -> None:
-    user = uuid.uuid4()
+    user = subscribe(hostile_db, "digest")
     [(event_id,)] = call(hostile_db, "emit_notification_event", p_event_type="digest",
                          p_payload={}, p_target_user_id=user, p_channels=["email"],
                          p_correlation_id="trace-1")  # fmt: skip

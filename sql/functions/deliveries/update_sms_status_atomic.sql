@@ -19,10 +19,16 @@
 -- * an error (code, message) is stored on the SMS row and, with its code, in the
 --   delivery's last_error, unless a higher-ranked callback already stored one;
 --   Twilio error 21610 (the recipient replied STOP) opts the user out of SMS.
+-- * the Twilio status is authoritative for both tables: p_mapped_status is only
+--   checked to be a status name (the delivery vocabulary, the seed platform's SMS
+--   vocabulary pending queued sending sent delivered failed undelivered scheduled
+--   cancelled, or a Twilio status, which the platform's webhook passes through for
+--   `read`), never applied. The platform maps canceled -> cancelled and accepted ->
+--   queued; honouring its word would let two vocabularies disagree about one message.
 -- Unknown message: one row with updated_sms = false, no error. Bad input (no id and no
--- sid, unknown or inbound status, p_mapped_status contradicting the derived one, a SID
--- contradicting the message's or held by another message) raises 22023 before
--- anything is written. Every accepted callback is appended to provider_callbacks with
+-- sid, unknown or inbound status, a p_mapped_status that is no status name, a SID
+-- contradicting the message's or held by another message, text beyond its bound)
+-- raises 22023 before anything is written. Every accepted callback is appended to provider_callbacks with
 -- whether it changed anything.
 CREATE FUNCTION @schema@.update_sms_status_atomic(
   p_message_id uuid,
@@ -76,12 +82,20 @@ BEGIN
                        '(inbound receiving/received are not delivery callbacks)',
                        left(p_twilio_status, 100));
   END IF;
-  IF p_mapped_status IS NOT NULL AND p_mapped_status IS DISTINCT FROM v_mapped THEN
+  PERFORM check_text('p_mapped_status', p_mapped_status, 32, false);
+  IF p_mapped_status IS NOT NULL
+     AND NOT lower(btrim(p_mapped_status)) = ANY (ARRAY[
+       -- delivery vocabulary
+       'pending', 'sent', 'cancelled', 'failed', 'delivered', 'bounced', 'opened', 'clicked',
+       -- the seed platform's SMS vocabulary (beyond the words above)
+       'queued', 'sending', 'undelivered', 'scheduled',
+       -- Twilio's own words (beyond the words above)
+       'accepted', 'canceled', 'read']) THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_mapped_status: %L contradicts p_twilio_status %L, which maps to %L '
-                       '(pass NULL to derive it)',
-                       left(p_mapped_status, 100), v_twilio_status, v_mapped);
+      MESSAGE = format('p_mapped_status: %L is no SMS, delivery or Twilio status name '
+                       '(it is informational: p_twilio_status decides)', p_mapped_status);
   END IF;
+  PERFORM check_text('p_error_message', p_error_message, 2000, false);
 
   SELECT * INTO v_old FROM sms_messages s WHERE s.id = p_message_id FOR NO KEY UPDATE;
   IF NOT FOUND AND v_sid IS NOT NULL THEN
@@ -180,6 +194,6 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION @schema@.update_sms_status_atomic(uuid, text, text, text, integer, text) IS 'Applies a Twilio status callback to sms_messages and its delivery atomically, monotonically (highest-ranked status wins, whatever the order) and idempotently, and logs it; unknown message: one row with updated_sms = false. Raises 22023 on an unknown status, missing id and sid, or a contradicting p_mapped_status.';
+COMMENT ON FUNCTION @schema@.update_sms_status_atomic(uuid, text, text, text, integer, text) IS 'Applies a Twilio status callback to sms_messages and its delivery atomically, monotonically (highest-ranked status wins, whatever the order) and idempotently, and logs it; unknown message: one row with updated_sms = false. Raises 22023 on an unknown status, missing id and sid, or a p_mapped_status that is no status name (the Twilio status decides).';
 
 GRANT EXECUTE ON FUNCTION @schema@.update_sms_status_atomic(uuid, text, text, text, integer, text) TO service_role;
