@@ -54,6 +54,7 @@ PRIVILEGES: dict[str, frozenset[str]] = dict.fromkeys(
         "queue_wake_workers",
         "release_queue_jobs",
         "reset_stalled_jobs",
+        "run_queue_upkeep",
         # deliveries and provider callbacks
         "apply_delivery_status",
         "create_sms_link",
