@@ -178,6 +178,9 @@ def demo(dsn: str | None, schema: str) -> None:
 
 
 def main() -> None:
+    from notify_sql.operate import register  # worker, stats, serve (it imports this module)
+
+    register(cli)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as done:

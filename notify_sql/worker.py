@@ -31,6 +31,7 @@ is free and another worker takes it at its next tick.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -195,9 +196,9 @@ class Worker:
     def run(self, *, install_signal_handler: bool = True) -> WorkerStats:
         """Works until :meth:`stop`, SIGTERM or SIGINT; returns what it did."""
         log.info(
-            "worker started job_types=%s batch_size=%d concurrency=%d maintenance=%s "
+            "worker started pid=%d job_types=%s batch_size=%d concurrency=%d maintenance=%s "
             "stall_timeout=%ss",
-            ",".join(self.job_types), self.batch_size, self.concurrency,
+            os.getpid(), ",".join(self.job_types), self.batch_size, self.concurrency,
             "on" if self.maintenance else "off", self.stall_timeout.total_seconds(),
         )  # fmt: skip
         try:
