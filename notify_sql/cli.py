@@ -178,7 +178,8 @@ def demo(dsn: str | None, schema: str) -> None:
 
 
 def main() -> None:
-    from notify_sql.operate import register  # worker, stats, serve (it imports this module)
+    # worker, stats, serve: that module imports this one, so it is imported here.
+    from notify_sql.operate import register  # noqa: PLC0415
 
     register(cli)
     try:

@@ -76,6 +76,7 @@ def load_handler(spec: str) -> Handler:
 @_database_options
 def worker_command(
     handler: str,
+    *,
     job_types: tuple[str, ...],
     batch_size: int | None,
     concurrency: int,
