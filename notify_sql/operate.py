@@ -7,14 +7,17 @@ can cause ends as one line on stderr and exit code 2 (``cli.main`` does that).
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import sys
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 import click
+import psycopg
 
+from notify_sql import monitor
 from notify_sql.cli import UsageProblem, _database_options, _dsn
 from notify_sql.worker import Handler, Worker
 
@@ -114,6 +117,70 @@ def worker_command(
         os._exit(0)
 
 
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    return [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (headers, *rows)
+    ]
+
+
+def stats_report(health: list[dict[str, Any]], funnel: list[dict[str, Any]]) -> list[str]:
+    queue_rows = [
+        [
+            row["job_type"], row["status"], str(row["job_count"]),
+            _age(row["oldest_pending_age"]), _age(row["oldest_heartbeat_age"]),
+            str(row["stalled_jobs"]), str(row["failed_last_hour"]),
+        ]
+        for row in health
+    ]  # fmt: skip
+    funnel_rows = [
+        [
+            row["channel"], *(str(row[k]) for k in FUNNEL_COLUMNS),
+            "-" if row["delivery_rate"] is None else f"{row['delivery_rate']}%",
+        ]
+        for row in funnel
+    ]  # fmt: skip
+    return [
+        "queue (finished jobs: last 24 h)",
+        *_table(QUEUE_HEADERS, queue_rows),
+        "",
+        "delivery funnel, last 24 h",
+        *_table(["channel", *FUNNEL_COLUMNS, "delivery_rate"], funnel_rows),
+    ]
+
+
+QUEUE_HEADERS = [
+    "job_type", "status", "jobs", "oldest_pending", "oldest_heartbeat", "stalled", "failed_1h",
+]  # fmt: skip
+FUNNEL_COLUMNS = ("total_sent", "sent", "delivered", "opened", "clicked", "failed")
+
+
+@click.command(name="stats")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (for scripts).")
+@_database_options
+def stats_command(as_json: bool, dsn: str | None, schema: str) -> None:
+    """Show the queue per job type and status and the 24-hour delivery funnel per channel."""
+    with psycopg.connect(_dsn(dsn), autocommit=True) as conn:
+        health = monitor.queue_health(conn, schema)
+        funnel = monitor.funnel(conn, schema, "24 hours")
+    if as_json:
+        click.echo(json.dumps({"queue": health, "funnel_24h": funnel}, indent=2))
+        return
+    for line in stats_report(health, funnel):
+        click.echo(line)
+
+
 def register(group: click.Group) -> None:
-    for command in (worker_command,):
+    for command in (worker_command, stats_command):
         group.add_command(command)

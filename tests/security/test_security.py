@@ -55,6 +55,9 @@ PRIVILEGES: dict[str, frozenset[str]] = dict.fromkeys(
         "release_queue_jobs",
         "reset_stalled_jobs",
         "run_queue_upkeep",
+        # operate (notify-sql stats, serve)
+        "get_queue_health",
+        "get_queue_throughput",
         # deliveries and provider callbacks
         "apply_delivery_status",
         "create_sms_link",
