@@ -81,3 +81,47 @@ def totals(health: list[Record]) -> dict[str, int]:
 def oldest_pending_age(health: list[Record]) -> float | None:
     ages = [row["oldest_pending_age"] for row in health if row["oldest_pending_age"] is not None]
     return max(ages) if ages else None
+
+
+def cancel_job(conn: psycopg.Connection[Any], schema: str, job_id: UUID) -> bool:
+    """Cancels a pending or processing job (its worker's token is fenced out)."""
+    query = sql.SQL("SELECT {}.cancel_job_with_reason(%s, %s, true)").format(sql.Identifier(schema))
+    row = conn.execute(query, (job_id, "cancelled from the console")).fetchone()
+    return bool(row and row[0])
+
+
+def retry_job(conn: psycopg.Connection[Any], schema: str, job_id: UUID) -> bool:
+    """Enqueues a failed job again (same type, user, metadata, priority, dedup key)
+    through add_queue_job; the failed row stays as it was, for the record."""
+    query = sql.SQL(
+        "SELECT {schema}.add_queue_job(j.user_id, j.job_type, j.metadata, j.priority, "
+        "now(), j.dedup_key) FROM {schema}.queue_jobs j WHERE j.id = %s AND j.status = 'failed'"
+    ).format(schema=sql.Identifier(schema))
+    return conn.execute(query, (job_id,)).fetchone() is not None
+
+
+def _named_call(
+    conn: psycopg.Connection[Any], schema: str, function: str, args: dict[str, Any]
+) -> list[Record]:
+    query = sql.SQL("SELECT * FROM {}.{}({})").format(
+        sql.Identifier(schema),
+        sql.Identifier(function),
+        sql.SQL(", ").join(
+            sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in args
+        ),
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, args)
+        return [{key: plain(value) for key, value in row.items()} for row in cur.fetchall()]
+
+
+def list_jobs(conn: psycopg.Connection[Any], schema: str, **filters: Any) -> list[Record]:
+    """``list_queue_jobs`` with the given ``p_*`` arguments (None ones left out)."""
+    args = {f"p_{name}": value for name, value in filters.items() if value is not None}
+    return _named_call(conn, schema, "list_queue_jobs", args)
+
+
+def list_deliveries(conn: psycopg.Connection[Any], schema: str, **filters: Any) -> list[Record]:
+    """``list_notification_deliveries`` with the given ``p_*`` arguments."""
+    args = {f"p_{name}": value for name, value in filters.items() if value is not None}
+    return _named_call(conn, schema, "list_notification_deliveries", args)

@@ -181,6 +181,46 @@ def stats_command(as_json: bool, dsn: str | None, schema: str) -> None:
         click.echo(line)
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@click.command(name="serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option(
+    "--token", envvar="NOTIFY_SQL_CONSOLE_TOKEN",
+    help="Require Authorization: Bearer TOKEN (needed to bind another host) "
+    "[env: NOTIFY_SQL_CONSOLE_TOKEN]",
+)  # fmt: skip
+@click.option(
+    "--allow-actions", is_flag=True,
+    help="Enable retry / cancel buttons (POST with a CSRF token); the DSN's role then "
+    "needs service_role.",
+)  # fmt: skip
+@_database_options
+def serve_command(
+    *, host: str, port: int, token: str | None, allow_actions: bool, dsn: str | None, schema: str
+) -> None:
+    """Serve the operator console: overview, jobs, deliveries, traces, /metrics, /healthz."""
+    if host not in LOCAL_HOSTS and not token:
+        raise UsageProblem(f"refusing to serve on {host} without --token")
+    if token is not None and len(token) < 16:
+        raise UsageProblem("--token must be at least 16 characters")
+    try:
+        import uvicorn  # noqa: PLC0415 - the console's dependencies are an extra
+
+        from notify_sql.console import Settings, create_app  # noqa: PLC0415
+    except ImportError as error:
+        raise UsageProblem(
+            f"the console needs its extra: pip install 'notify-sql[console]' ({error})"
+        ) from error
+    settings = Settings(_dsn(dsn), schema, token=token, allow_actions=allow_actions)
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level="info",
+        timeout_graceful_shutdown=2, access_log=False,
+    )  # fmt: skip
+
+
 def register(group: click.Group) -> None:
-    for command in (worker_command, stats_command):
+    for command in (worker_command, stats_command, serve_command):
         group.add_command(command)

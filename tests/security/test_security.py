@@ -58,6 +58,8 @@ PRIVILEGES: dict[str, frozenset[str]] = dict.fromkeys(
         # operate (notify-sql stats, serve)
         "get_queue_health",
         "get_queue_throughput",
+        "list_notification_deliveries",
+        "list_queue_jobs",
         # deliveries and provider callbacks
         "apply_delivery_status",
         "create_sms_link",
