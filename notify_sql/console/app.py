@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 from uuid import UUID
 
 import anyio
@@ -347,11 +347,11 @@ def create_app(settings: Settings) -> Starlette:
             return PlainTextResponse(
                 "actions are disabled (start the console with --allow-actions)\n", 403
             )
-        form = await request.form()
+        # The forms are url-encoded; parsed here (no multipart dependency).
+        form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
+        given = (form.get("csrf") or [""])[0]
         expected = _csrf(settings, request)
-        if not request.cookies.get(CSRF_COOKIE) or not hmac.compare_digest(
-            str(form.get("csrf", "")), expected
-        ):
+        if not request.cookies.get(CSRF_COOKIE) or not hmac.compare_digest(given, expected):
             return PlainTextResponse("missing or wrong CSRF token\n", status_code=403)
         try:
             job_id = UUID(request.path_params["job_id"])
