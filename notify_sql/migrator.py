@@ -41,6 +41,9 @@ ROLES = ("service_role", "authenticated", "anon")
 OWNER_ROLE = "notify_sql_owner"
 # Arbitrary constant: one lock per database serialises every notify-sql install in it
 # (role creation is database-cluster wide, so installs into two schemas must queue too).
+# Read-only, NOLOGIN: what the operator console (notify-sql serve) and the stats need
+# (0009 and the GRANT lines of the functions they call). Grant it to a login role.
+MONITOR_ROLE = "notify_sql_monitor"
 ADVISORY_LOCK_KEY = 4_715_902_336_187_005
 # Set once the advisory lock is held: a migration that needs a table lock held by a long
 # transaction fails fast (and can be retried) instead of queueing every worker behind it.
@@ -97,7 +100,7 @@ def prelude_sql(schema: str) -> str:
     role_checks = "\n".join(
         f"  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN\n"
         f"    CREATE ROLE {role} NOLOGIN;\n  END IF;"
-        for role in (*ROLES, OWNER_ROLE)
+        for role in (*ROLES, OWNER_ROLE, MONITOR_ROLE)
     )
     return (
         f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY});\n"

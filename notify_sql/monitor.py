@@ -78,6 +78,17 @@ def totals(health: list[Record]) -> dict[str, int]:
     return counts
 
 
+def age(seconds: float | None) -> str:
+    """An age for people: seconds, minutes or hours ("-" for none)."""
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def oldest_pending_age(health: list[Record]) -> float | None:
     ages = [row["oldest_pending_age"] for row in health if row["oldest_pending_age"] is not None]
     return max(ages) if ages else None

@@ -117,16 +117,6 @@ def worker_command(
         os._exit(0)
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.1f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
-
-
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     return [
@@ -139,7 +129,7 @@ def stats_report(health: list[dict[str, Any]], funnel: list[dict[str, Any]]) -> 
     queue_rows = [
         [
             row["job_type"], row["status"], str(row["job_count"]),
-            _age(row["oldest_pending_age"]), _age(row["oldest_heartbeat_age"]),
+            monitor.age(row["oldest_pending_age"]), monitor.age(row["oldest_heartbeat_age"]),
             str(row["stalled_jobs"]), str(row["failed_last_hour"]),
         ]
         for row in health

@@ -195,22 +195,12 @@ def _filters(params: Any, jobs: bool) -> dict[str, Any]:
     return filters
 
 
-def _fmt_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _templates() -> Environment:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
-    env.filters["age"] = _fmt_age
+    env.filters["age"] = monitor.age
     env.filters["when"] = lambda value: "" if value is None else str(value)[:19].replace("T", " ")
     env.filters["pretty"] = lambda value: json.dumps(value, indent=1, sort_keys=True)
     return env
@@ -342,7 +332,8 @@ def create_app(settings: Settings) -> Starlette:
             return PlainTextResponse("database unavailable\n", status_code=503)
         return PlainTextResponse("ok\n")
 
-    async def action(request: Request) -> Response:
+    async def refusal(request: Request) -> Response | None:
+        """Why an action request is refused, or None when it may run."""
         if not settings.allow_actions:
             return PlainTextResponse(
                 "actions are disabled (start the console with --allow-actions)\n", 403
@@ -353,18 +344,26 @@ def create_app(settings: Settings) -> Starlette:
         expected = _csrf(settings, request)
         if not request.cookies.get(CSRF_COOKIE) or not hmac.compare_digest(given, expected):
             return PlainTextResponse("missing or wrong CSRF token\n", status_code=403)
+        if request.path_params["verb"] not in ("retry", "cancel"):
+            return PlainTextResponse("no such action\n", status_code=404)
+        return None
+
+    async def action(request: Request) -> Response:
+        refused = await refusal(request)
+        if refused is not None:
+            return refused
         try:
             job_id = UUID(request.path_params["job_id"])
         except ValueError:
             return PlainTextResponse("no such job\n", status_code=404)
         verb = request.path_params["verb"]
-        if verb not in ("retry", "cancel"):
-            return PlainTextResponse("no such action\n", status_code=404)
         work = monitor.retry_job if verb == "retry" else monitor.cancel_job
         try:
             done = await db.arun(lambda c: work(c, settings.schema, job_id))
         except psycopg.OperationalError:
             return unavailable(request)
+        except psycopg.Error as error:  # e.g. a read-only role: actions need service_role
+            return page(request, "message.html", status=403, message=str(error))
         outcome = "done" if done else "nothing to do"
         back = str(request.url_for("overview")) + "?" + urlencode({verb: outcome})
         return RedirectResponse(back, status_code=303)

@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg.conninfo import make_conninfo
 
 from notify_sql.migrator import migrate
 from notify_sql.queue import NewJob, Queue
@@ -196,3 +197,41 @@ def test_another_host_without_a_token_is_refused(dsn: str, host: str) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr == f"notify-sql: error: refusing to serve on {host} without --token\n"
+
+
+@pytest.fixture
+def monitor_dsn(dsn: str, db: Conn) -> Iterator[str]:
+    """A login role whose only right is notify_sql_monitor (0009)."""
+    role = f"console_{uuid4().hex[:12]}"
+    db.execute(f"CREATE ROLE {role} LOGIN IN ROLE notify_sql_monitor")
+    yield make_conninfo(dsn, user=role)
+    db.execute(f"DROP OWNED BY {role}")
+    db.execute(f"DROP ROLE {role}")
+
+
+def test_the_console_reads_with_the_monitor_role_and_cannot_write(
+    db: Conn, monitor_dsn: str, console_factory: ConsoleFactory
+) -> None:
+    queue = Queue(db)
+    pending = queue.add("t", {"correlation_id": "c-1"})
+    db.execute(
+        "INSERT INTO notify.notification_deliveries (recipient_user_id, channel, correlation_id) "
+        "VALUES (gen_random_uuid(), 'sms', 'c-1')"
+    )
+    console = console_factory(dsn=monitor_dsn, allow_actions=True)
+    with httpx.Client(base_url=console.url) as client:
+        for path in ("/", "/metrics", "/jobs", "/deliveries?q=c-1", "/trace/c-1", "/healthz"):
+            assert client.get(path).status_code == 200, path
+        assert "c-1" in client.get("/trace/c-1").text
+        refused = client.post(f"/jobs/{pending}/cancel", data={"csrf": _csrf(client)})
+        assert refused.status_code == 403 and "permission denied" in refused.text
+    assert _status(db, pending) == "pending"
+    with psycopg.connect(monitor_dsn, autocommit=True) as monitor:
+        for statement in (
+            "UPDATE notify.queue_jobs SET status = 'cancelled'",
+            "SELECT notify.claim_pending_jobs(ARRAY['t'], 1)",
+            "SELECT notify.run_queue_upkeep()",
+            "SELECT * FROM notify.notification_preferences",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                monitor.execute(statement)

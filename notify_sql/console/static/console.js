@@ -13,7 +13,7 @@
   }
 
   function age(seconds) {
-    if (seconds === null || seconds === undefined) { return "–"; }
+    if (seconds === null || seconds === undefined) { return "-"; }
     if (seconds < 120) { return Math.round(seconds) + " s"; }
     if (seconds < 7200) { return Math.round(seconds / 60) + " min"; }
     return (seconds / 3600).toFixed(1) + " h";

@@ -47,3 +47,4 @@ COMMENT ON FUNCTION @schema@.get_queue_health(interval, interval) IS
   'Per job type and status: live jobs all counted, finished ones within p_window; oldest due pending age, oldest heartbeat age, stalled processing jobs (no heartbeat within p_stall_timeout), final failures in the last hour. 22023 on an interval outside (0, 100 years].';
 
 GRANT EXECUTE ON FUNCTION @schema@.get_queue_health(interval, interval) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.get_queue_health(interval, interval) TO notify_sql_monitor;

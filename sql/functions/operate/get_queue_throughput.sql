@@ -38,3 +38,4 @@ COMMENT ON FUNCTION @schema@.get_queue_throughput(interval) IS
   'Jobs completed and failed for good per minute over the last p_interval (at most 1 day), zeros included, oldest first. 22023 on an interval outside (0, 1 day].';
 
 GRANT EXECUTE ON FUNCTION @schema@.get_queue_throughput(interval) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.get_queue_throughput(interval) TO notify_sql_monitor;

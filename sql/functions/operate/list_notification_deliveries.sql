@@ -67,3 +67,4 @@ COMMENT ON FUNCTION @schema@.list_notification_deliveries(text, text, uuid, time
   'One page of deliveries, newest first, filtered (NULL: any) and searched (p_q: id, event id, recipient, correlation id, external id, event type); pass the last row''s (created_at, id) as the cursor for the next page. 22023 on over-long text, a half cursor or a limit outside 1..500.';
 
 GRANT EXECUTE ON FUNCTION @schema@.list_notification_deliveries(text, text, uuid, timestamptz, timestamptz, text, timestamptz, uuid, integer) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.list_notification_deliveries(text, text, uuid, timestamptz, timestamptz, text, timestamptz, uuid, integer) TO notify_sql_monitor;

@@ -62,3 +62,4 @@ COMMENT ON FUNCTION @schema@.list_queue_jobs(text, text, uuid, timestamptz, time
   'One page of jobs, newest first, filtered (NULL: any) and searched (p_q: id, queue_job_id, job type, user id, correlation id); pass the last id of a page as p_before_id for the next. 22023 on over-long text or a limit outside 1..500.';
 
 GRANT EXECUTE ON FUNCTION @schema@.list_queue_jobs(text, text, uuid, timestamptz, timestamptz, text, uuid, integer) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.list_queue_jobs(text, text, uuid, timestamptz, timestamptz, text, uuid, integer) TO notify_sql_monitor;
