@@ -23,14 +23,22 @@ BEGIN
   PERFORM check_interval('p_stall_timeout', p_stall_timeout);
   PERFORM check_interval('p_window', p_window);
   RETURN QUERY
+  -- Three branches, each matching one partial index (0001, 0009), so none scans the
+  -- table: pending jobs through queue_jobs_claim_idx, processing ones through
+  -- queue_jobs_processing_started_idx, finished ones through queue_jobs_completed_at_idx.
   SELECT j.job_type, j.status, count(*),
-         now() - min(j.scheduled_for) FILTER (WHERE j.status = 'pending' AND j.scheduled_for <= now()),
-         now() - min(coalesce(j.heartbeat_at, j.started_at)) FILTER (WHERE j.status = 'processing'),
-         count(*) FILTER (WHERE j.status = 'processing'
-                            AND coalesce(j.heartbeat_at, j.started_at) < now() - p_stall_timeout),
+         now() - min(j.scheduled_for) FILTER (WHERE j.scheduled_for <= now()),
+         NULL::interval, 0::bigint, 0::bigint
+  FROM queue_jobs j
+  WHERE j.status = 'pending'
+  GROUP BY j.job_type, j.status
+  UNION ALL
+  SELECT j.job_type, j.status, count(*), NULL::interval,
+         now() - min(coalesce(j.heartbeat_at, j.started_at)),
+         count(*) FILTER (WHERE coalesce(j.heartbeat_at, j.started_at) < now() - p_stall_timeout),
          0::bigint
   FROM queue_jobs j
-  WHERE j.status IN ('pending', 'processing')
+  WHERE j.status = 'processing' AND j.started_at IS NOT NULL
   GROUP BY j.job_type, j.status
   UNION ALL
   SELECT j.job_type, j.status, count(*), NULL::interval, NULL::interval, 0::bigint,
