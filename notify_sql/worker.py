@@ -17,8 +17,9 @@ reports what was done, hands the claimed but unstarted jobs back
 
 Connection loss: if the connection drops after handlers ran but before their outcomes
 were recorded, the outcomes are recorded on a fresh connection (the tokens are still
-valid, so nothing runs twice). A claim on a lost connection raises: run the worker under
-a supervisor that restarts it.
+valid, so nothing runs twice; if the lost attempt had in fact committed, the retry
+finds nothing left to do and counts those jobs as fenced). A claim on a lost
+connection raises: run the worker under a supervisor that restarts it.
 
 Upkeep (``maintenance=True``, the default): every worker takes part in a leader
 election through a session-level advisory lock held on a dedicated connection; the

@@ -140,6 +140,8 @@ class LiveHub:
                 for listener in list(self.listeners):
                     if listener.qsize() < 5:
                         listener.put_nowait(text)
+                    else:  # nobody reads it any more (a vanished browser): stop serving it
+                        self.listeners.discard(listener)
             await asyncio.sleep(LIVE_INTERVAL)
         self._task = None
 
