@@ -69,6 +69,8 @@
   function setMetric(name, value, raw) {
     document.querySelectorAll('[data-metric="' + name + '"]').forEach(function (node) {
       node.textContent = String(value);
+      var card = node.closest(".card.warn");
+      if (card) { card.classList.toggle("hot", Number(value) > 0); }
       if (raw !== undefined) { node.setAttribute("data-value", raw === null ? "" : String(raw)); }
     });
   }
