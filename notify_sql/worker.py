@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from types import FrameType
 from typing import Any, TypeVar
@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 # Recording a batch's outcomes is retried on a fresh connection this many times, with
 # these pauses (seconds): the tokens stay valid until the stall timeout, minutes away.
 FINISH_RETRY_PAUSES = (0.0, 0.5, 2.0, 5.0)
+CLAIMED_FIELDS = tuple(field.name for field in fields(ClaimedJob))
 
 
 @dataclass
@@ -189,6 +190,8 @@ class Worker:
         self._held_lock = threading.Lock()
         self._in_handler = False
         self._conn: Conn | None = None
+        self._claim_names: tuple[str, ...] = ()
+        self._claim_positions: list[int] = []
 
     def stop(self) -> None:
         """Asks the loop to finish the job in hand and return (thread- and signal-safe)."""
@@ -225,8 +228,18 @@ class Worker:
     # -- the loop -----------------------------------------------------------------------
 
     def _claim(self, conn: Conn) -> list[ClaimedJob]:
-        rows = conn.execute(self._sql.claim, (self.job_types, self.batch_size)).fetchall()
-        return [ClaimedJob(*row) for row in rows]
+        cur = conn.execute(self._sql.claim, (self.job_types, self.batch_size))
+        rows = cur.fetchall()
+        if not rows:
+            return []
+        # Columns are matched to ClaimedJob's fields by name (once per result shape), so
+        # a column added to claim_pending_jobs does not shift the others.
+        names = tuple(column.name for column in cur.description or ())
+        if names != self._claim_names:
+            self._claim_names = names
+            self._claim_positions = [names.index(name) for name in CLAIMED_FIELDS]
+        positions = self._claim_positions
+        return [ClaimedJob(*[row[i] for i in positions]) for row in rows]
 
     def _work(self, jobs: list[ClaimedJob], pool: ThreadPoolExecutor | None) -> None:
         with self._held_lock:
