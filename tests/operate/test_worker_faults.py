@@ -15,7 +15,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from notify_sql.queue import ClaimedJob, NewJob, Queue
-from notify_sql.worker import Worker
+from notify_sql.worker import Handler, Worker
 from tests.helpers.reliability import install_completion_log, wait_until
 
 Conn = psycopg.Connection[Any]
@@ -63,6 +63,19 @@ def running(worker: Worker) -> Iterator[list[BaseException]]:
         assert not thread.is_alive()
 
 
+def polling_worker(dsn: str, handler: Handler, **options: Any) -> Worker:
+    """A worker that polls (no LISTEN) and does no upkeep: only what a test looks at."""
+    return Worker(
+        dsn, ["t"], handler, listen=False, maintenance=False, poll_interval=0.1, **options
+    )
+
+
+def run_until(worker: Worker, event: threading.Event, timeout: float) -> None:
+    with running(worker) as errors:
+        assert event.wait(timeout)
+    assert errors == []
+
+
 def counts(db: Conn, query: str) -> dict[Any, Any]:
     return dict(db.execute(query).fetchall())
 
@@ -84,10 +97,7 @@ def test_outcomes_are_recorded_on_a_fresh_connection_when_the_connection_drops(
                 (APPLICATION, "%claim_pending_jobs%"),
             )
 
-    worker = Worker(
-        make_conninfo(dsn, application_name=APPLICATION), ["t"], handler,
-        batch_size=5, listen=False, maintenance=False, poll_interval=0.1,
-    )  # fmt: skip
+    worker = polling_worker(make_conninfo(dsn, application_name=APPLICATION), handler, batch_size=5)
     with running(worker) as errors:
         wait_until(lambda: worker.stats.completed == 5 or bool(errors), 30, "the batch")
     assert errors == []
@@ -115,13 +125,8 @@ def test_no_taken_away_warning_for_jobs_the_worker_completed(
         if handled == 1000:
             done.set()
 
-    worker = Worker(
-        dsn, ["t"], handler, heartbeat_interval=0.001, listen=False, maintenance=False,
-        poll_interval=0.1,
-    )  # fmt: skip
-    with running(worker) as errors:
-        assert done.wait(120)
-    assert errors == []
+    worker = polling_worker(dsn, handler, heartbeat_interval=0.001)
+    run_until(worker, done, 120)
     assert worker.stats.completed == 1000
     assert [m for m in worker_log.messages if TAKEN_AWAY in m] == []
 
@@ -135,13 +140,8 @@ def test_a_job_really_taken_away_is_reported(dsn: str, db: Conn, worker_log: Cap
         wait_until(lambda: any(TAKEN_AWAY in m for m in worker_log.messages), 30, "a warning")
         warned.set()
 
-    worker = Worker(
-        dsn, ["t"], handler, heartbeat_interval=0.01, listen=False, maintenance=False,
-        poll_interval=0.1,
-    )  # fmt: skip
-    with running(worker) as errors:
-        assert warned.wait(60)
-    assert errors == []
+    worker = polling_worker(dsn, handler, heartbeat_interval=0.01)
+    run_until(worker, warned, 60)
     assert [m for m in worker_log.messages if TAKEN_AWAY in m] == [
         f"job {job_id} is no longer ours (reset or cancelled)"
     ]
