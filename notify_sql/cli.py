@@ -209,6 +209,10 @@ def demo(dsn: str | None, schema: str | None) -> None:
 
 
 def main() -> None:
+    # worker, stats, serve: that module imports this one, so it is imported here.
+    from notify_sql.operate import register  # noqa: PLC0415
+
+    register(cli)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as done:

@@ -51,6 +51,9 @@ ROLES = ("service_role", "authenticated", "anon")
 OWNER_ROLE = "notify_sql_owner"
 # Arbitrary constant: one lock per database serialises every notify-sql install in it
 # (role creation is database-cluster wide, so installs into two schemas must queue too).
+# Read-only, NOLOGIN: what the operator console (notify-sql serve) and the stats need
+# (0009 and the GRANT lines of the functions they call). Grant it to a login role.
+MONITOR_ROLE = "notify_sql_monitor"
 ADVISORY_LOCK_KEY = 4_715_902_336_187_005
 # Set once the advisory lock is held: a migration that needs a table lock held by a long
 # transaction fails fast (and can be retried) instead of queueing every worker behind it.
@@ -165,7 +168,7 @@ def prelude_sql(schema: str) -> str:
             lock_key=sql.Literal(ADVISORY_LOCK_KEY),
             lock_timeout=sql.Literal(LOCK_TIMEOUT),
         )
-        + script("create_roles", roles=sql.Literal([*ROLES, OWNER_ROLE]))
+        + script("create_roles", roles=sql.Literal([*ROLES, OWNER_ROLE, MONITOR_ROLE]))
         + _script("create_schema", schema)
         + _script("shared_schema_access" if schema == "public" else "own_schema_access", schema)
         + _script("schema_usage", schema)

@@ -17,7 +17,7 @@ from notify_sql.throwaway import ThrowawayPostgres
 from tests.helpers.gates import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
-ROLES = ("public", "anon", "authenticated", "service_role")
+ROLES = ("public", "anon", "authenticated", "service_role", "notify_sql_monitor")
 
 # Functions that run as their owner, and why each must. Everything else is INVOKER.
 SECURITY_DEFINER: dict[str, str] = {}
@@ -27,85 +27,100 @@ SECURITY_DEFINER: dict[str, str] = {}
 # provider-update and analytics functions (and the helpers they call, since they run
 # as the caller) are service_role only; end users read their own rows through RLS.
 SERVICE_ONLY = frozenset({"service_role"})
-PRIVILEGES: dict[str, frozenset[str]] = dict.fromkeys(
-    (
-        # the validation family (check_*)
-        "check_jsonb",
-        "check_required",
-        "check_text",
-        # queue
-        "add_queue_job",
-        "add_queue_jobs",
-        "cancel_brief_jobs_for_date",
-        "cancel_job_with_reason",
-        "cancel_jobs_atomic",
-        "claim_pending_jobs",
-        "complete_queue_job",
-        "complete_queue_jobs",
-        "fail_queue_job",
-        "fail_queue_jobs",
-        "heartbeat_queue_job",
-        "prune_queue_jobs",
-        "check_batch_size",
-        "check_choice",
-        "check_interval",
-        "check_job_batch",
-        "queue_retry_delay",
-        "queue_stats",
-        "queue_wake_workers",
-        "release_queue_jobs",
-        "reset_stalled_jobs",
-        # deliveries and provider callbacks
-        "apply_delivery_status",
-        "create_sms_link",
-        "delivery_status_max",
-        "delivery_status_rank",
-        "delivery_status_stages",
-        "emit_notification_event",
-        "generate_short_code",
-        "is_http_url",
-        "opt_out_user_channel",
-        "record_email_event",
-        "record_sms_link_click",
-        "twilio_delivery_status",
-        "twilio_status_rank",
-        "update_sms_status_atomic",
-        # analytics
-        "analytics_delivery_funnel",
-        "check_window",
-        "get_notification_channel_performance",
-        "get_notification_delivery_timeline",
-        "get_notification_event_performance",
-        "get_notification_overview",
-        "get_notification_trace",
-        "get_recent_failed_deliveries",
-        "get_sms_notification_stats",
-        # the funnel sums (0005)
-        "compact_delivery_funnel_rollup",
-        "delivery_funnel_of",
-        "delivery_funnel_slice",
-        "rebuild_delivery_funnel_rollup",
-        # the seed platform's other functions (dropin, 0007)
-        "check_and_increment_sms_daily_limit",
-        "create_tracking_link",
-        "delete_old_completed_queue_jobs",
-        "get_notification_active_subscriptions",
-        "get_notification_failed_deliveries",
-        "get_notification_overview_metrics",
-        "get_sms_daily_metrics",
-        "get_user_sms_metrics",
-        "is_email_suppressed",
-        "queue_sms_message",
-        "record_sms_metric",
-        "refresh_sms_metrics_daily",
-        "upsert_email_suppression",
-    ),
-    SERVICE_ONLY,
-) | {
-    # Trigger functions: fired by PostgreSQL, never called by anyone.
-    "delivery_funnel_rollup_clear": frozenset(),
-    "delivery_funnel_rollup_track": frozenset(),
-}
+PRIVILEGES: dict[str, frozenset[str]] = (
+    dict.fromkeys(
+        (
+            # the validation family (check_*)
+            "check_jsonb",
+            "check_required",
+            # queue
+            "add_queue_job",
+            "add_queue_jobs",
+            "cancel_brief_jobs_for_date",
+            "cancel_job_with_reason",
+            "cancel_jobs_atomic",
+            "claim_pending_jobs",
+            "complete_queue_job",
+            "complete_queue_jobs",
+            "fail_queue_job",
+            "fail_queue_jobs",
+            "heartbeat_queue_job",
+            "prune_queue_jobs",
+            "check_job_batch",
+            "queue_retry_delay",
+            "queue_stats",
+            "queue_wake_workers",
+            "release_queue_jobs",
+            "reset_stalled_jobs",
+            "run_queue_upkeep",
+            # deliveries and provider callbacks
+            "apply_delivery_status",
+            "create_sms_link",
+            "delivery_status_max",
+            "delivery_status_rank",
+            "delivery_status_stages",
+            "emit_notification_event",
+            "generate_short_code",
+            "is_http_url",
+            "opt_out_user_channel",
+            "record_email_event",
+            "record_sms_link_click",
+            "twilio_delivery_status",
+            "twilio_status_rank",
+            "update_sms_status_atomic",
+            # analytics
+            "get_notification_delivery_timeline",
+            "get_notification_event_performance",
+            "get_notification_overview",
+            "get_sms_notification_stats",
+            # the funnel sums (0005)
+            "compact_delivery_funnel_rollup",
+            "rebuild_delivery_funnel_rollup",
+            # the seed platform's other functions (dropin, 0007)
+            "check_and_increment_sms_daily_limit",
+            "check_choice",
+            "create_tracking_link",
+            "delete_old_completed_queue_jobs",
+            "get_notification_active_subscriptions",
+            "get_notification_failed_deliveries",
+            "get_notification_overview_metrics",
+            "get_sms_daily_metrics",
+            "get_user_sms_metrics",
+            "is_email_suppressed",
+            "queue_sms_message",
+            "record_sms_metric",
+            "refresh_sms_metrics_daily",
+            "upsert_email_suppression",
+        ),
+        SERVICE_ONLY,
+    )
+    | dict.fromkeys(
+        (
+            # What the operator console reads (notify_sql_monitor, 0009), and the helpers
+            # those functions call as their caller.
+            "analytics_delivery_funnel",
+            "check_batch_size",
+            "check_interval",
+            "check_text",
+            "check_window",
+            "delivery_funnel_of",
+            "delivery_funnel_slice",
+            "get_notification_channel_performance",
+            "get_notification_trace",
+            "get_queue_health",
+            "get_queue_throughput",
+            "get_recent_failed_deliveries",
+            "list_notification_deliveries",
+            "list_queue_jobs",
+        ),
+        SERVICE_ONLY | {"notify_sql_monitor"},
+    )
+    | {
+        # Trigger functions: fired by PostgreSQL, never called by anyone.
+        "delivery_funnel_rollup_clear": frozenset(),
+        "delivery_funnel_rollup_track": frozenset(),
+    }
+)
 
 
 def _functions(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
@@ -171,6 +186,7 @@ def test_only_the_owner_may_create_in_the_schema(db: psycopg.Connection[Any]) ->
     assert rows == [
         ("anon", False, False),
         ("authenticated", False, True),
+        ("notify_sql_monitor", False, True),
         ("public", False, False),
         ("service_role", False, True),
     ]

@@ -41,3 +41,4 @@ COMMENT ON FUNCTION @schema@.get_notification_channel_performance(text) IS
   'Delivery funnel per channel (all four channels) for deliveries created within p_interval of now(); rates rounded to 2 places, NULL on a zero denominator, never above 100. Raises 22023 (p_interval) unless p_interval is a positive interval.';
 
 GRANT EXECUTE ON FUNCTION @schema@.get_notification_channel_performance(text) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.get_notification_channel_performance(text) TO notify_sql_monitor;

@@ -56,3 +56,4 @@ COMMENT ON FUNCTION @schema@.get_recent_failed_deliveries(integer, text) IS
   'Up to p_limit failed or bounced deliveries created within p_interval of now(), most recently failed first, with event type and last_error. Raises 22023 naming p_limit (1..1000) or p_interval when invalid.';
 
 GRANT EXECUTE ON FUNCTION @schema@.get_recent_failed_deliveries(integer, text) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.get_recent_failed_deliveries(integer, text) TO notify_sql_monitor;

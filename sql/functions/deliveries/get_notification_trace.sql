@@ -55,3 +55,4 @@ $$;
 COMMENT ON FUNCTION @schema@.get_notification_trace(text) IS 'Everything recorded under one correlation id (event, deliveries, queue jobs, provider callbacks, logs) in time order. Read-only; raises 22023 on a NULL or empty id.';
 
 GRANT EXECUTE ON FUNCTION @schema@.get_notification_trace(text) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.get_notification_trace(text) TO notify_sql_monitor;

@@ -211,3 +211,4 @@ COMMENT ON FUNCTION @schema@.analytics_delivery_funnel(timestamptz, timestamptz,
   'Delivery funnel (counts, rates <= 100, average times) of deliveries created in [p_since, p_until), per bucket and optionally per channel, empty buckets and channels included; the single definition behind every delivery metric. Raises 22023 on a NULL or infinite bound, an unknown granularity or channel, or more than 10000 buckets.';
 
 GRANT EXECUTE ON FUNCTION @schema@.analytics_delivery_funnel(timestamptz, timestamptz, text, boolean, text) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.analytics_delivery_funnel(timestamptz, timestamptz, text, boolean, text) TO notify_sql_monitor;

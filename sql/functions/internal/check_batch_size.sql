@@ -22,3 +22,4 @@ COMMENT ON FUNCTION @schema@.check_batch_size(text, integer, integer) IS
   'Raises 22023 naming p_parameter unless 1 <= p_size <= p_max.';
 
 GRANT EXECUTE ON FUNCTION @schema@.check_batch_size(text, integer, integer) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.check_batch_size(text, integer, integer) TO notify_sql_monitor;

@@ -24,3 +24,4 @@ COMMENT ON FUNCTION @schema@.check_interval(text, interval) IS
   'Raises 22023 naming p_parameter unless p_value is a positive interval of at most 100 years.';
 
 GRANT EXECUTE ON FUNCTION @schema@.check_interval(text, interval) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.check_interval(text, interval) TO notify_sql_monitor;

@@ -29,3 +29,4 @@ COMMENT ON FUNCTION @schema@.check_text(text, text, integer, boolean) IS
   'Raises 22023 naming p_parameter when p_value is NULL (and required) or longer than p_max_length characters.';
 
 GRANT EXECUTE ON FUNCTION @schema@.check_text(text, text, integer, boolean) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.check_text(text, text, integer, boolean) TO notify_sql_monitor;

@@ -48,3 +48,4 @@ COMMENT ON FUNCTION @schema@.check_window(text, text) IS
   'Parses an analytics window: a positive interval whose start now() - i is representable; otherwise raises 22023 naming p_parameter.';
 
 GRANT EXECUTE ON FUNCTION @schema@.check_window(text, text) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.check_window(text, text) TO notify_sql_monitor;
