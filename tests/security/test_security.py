@@ -54,6 +54,15 @@ PRIVILEGES: dict[str, frozenset[str]] = dict.fromkeys(
         "queue_wake_workers",
         "release_queue_jobs",
         "reset_stalled_jobs",
+        # queue flow control (issue 16)
+        "next_limited_start",
+        "pause_queue_limit",
+        "queue_claim_keyed",
+        "queue_key_running",
+        "queue_limit_status",
+        "queue_pause_keys",
+        "queue_worker_idle",
+        "set_queue_limit",
         # deliveries and provider callbacks
         "apply_delivery_status",
         "create_sms_link",

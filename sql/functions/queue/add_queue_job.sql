@@ -1,4 +1,4 @@
--- add_queue_job: enqueues one job, deduplicated by p_dedup_key.
+-- add_queue_job: enqueues one job, deduplicated by p_dedup_key, optionally under a limit key.
 --
 -- Dedup: at most one pending/processing job per non-NULL dedup key, enforced by the
 -- partial unique index queue_jobs_dedup_key_live_idx. INSERT ... ON CONFLICT DO NOTHING
@@ -6,8 +6,18 @@
 -- calls all return one id. When the insert yields to a conflict, the live job is read
 -- back; if it is not found (it finished in between, or the conflicting transaction
 -- aborted), the insert is simply tried again, so the loop ends with either a new row
--- or the live one. Wakes idle workers (queue_wake_workers) when the job is due now.
-CREATE FUNCTION @schema@.add_queue_job(p_user_id uuid, p_job_type text, p_metadata jsonb, p_priority integer DEFAULT 10, p_scheduled_for timestamptz DEFAULT now(), p_dedup_key text DEFAULT NULL)
+-- or the live one.
+--
+-- metadata.correlationId: kept when the caller gives one, else a new uuid, so every
+-- job can be traced (the seed platform's workers read it).
+--
+-- p_limit_key (last, so positional callers of the seed's six arguments are unaffected)
+-- puts the job under that key's flow control (set_queue_limit); it costs the insert
+-- one more column and nothing else.
+--
+-- Wake-up: when the job is due now, queue_wake_workers sends a NOTIFY only if a worker
+-- is idle (see there): a busy system enqueues without the cluster-wide NOTIFY lock.
+CREATE FUNCTION @schema@.add_queue_job(p_user_id uuid, p_job_type text, p_metadata jsonb, p_priority integer DEFAULT 10, p_scheduled_for timestamptz DEFAULT now(), p_dedup_key text DEFAULT NULL, p_limit_key text DEFAULT NULL)
 RETURNS uuid
 LANGUAGE plpgsql
 SECURITY INVOKER
@@ -16,8 +26,10 @@ AS $$
 DECLARE
   v_id uuid;
 BEGIN
-  -- Job types travel as NOTIFY payloads (at most 8000 bytes) and dedup keys as btree
-  -- index entries (at most ~2700 bytes): both are bounded well below that.
+  -- Job types travel as NOTIFY payloads (at most 8000 bytes) and dedup / limit keys as
+  -- btree index entries (at most ~2700 bytes): all are bounded well below that. The
+  -- checks are inline on purpose: this is the hottest write path, and each PERFORM of a
+  -- check_* helper costs a few microseconds.
   IF p_job_type IS NULL OR p_job_type = '' OR length(p_job_type) > 200 THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = 'p_job_type: must be a non-empty string of at most 200 characters';
@@ -35,10 +47,17 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = 'p_dedup_key: must be NULL or a non-empty string of at most 500 characters';
   END IF;
+  IF p_limit_key = '' OR length(p_limit_key) > 200 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = 'p_limit_key: must be NULL or a non-empty string of at most 200 characters';
+  END IF;
 
   LOOP
-    INSERT INTO queue_jobs (user_id, job_type, metadata, priority, scheduled_for, dedup_key)
-    VALUES (p_user_id, p_job_type, p_metadata, p_priority, p_scheduled_for, p_dedup_key)
+    INSERT INTO queue_jobs (user_id, job_type, metadata, priority, scheduled_for, dedup_key, limit_key)
+    VALUES (p_user_id, p_job_type,
+            CASE WHEN p_metadata ? 'correlationId' THEN p_metadata
+                 ELSE p_metadata || jsonb_build_object('correlationId', gen_random_uuid()) END,
+            p_priority, p_scheduled_for, p_dedup_key, p_limit_key)
     ON CONFLICT (dedup_key) WHERE status IN ('pending', 'processing') AND dedup_key IS NOT NULL
     DO NOTHING
     RETURNING id INTO v_id;
@@ -59,7 +78,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION @schema@.add_queue_job(uuid, text, jsonb, integer, timestamptz, text) IS
-  'Enqueues a job and returns its id; with a dedup key already held by a pending/processing job, returns that job''s id instead (also under concurrency). 22023 on an empty or over-long (200) job type, an over-long (500) dedup key, non-object metadata, NULL priority or schedule.';
+COMMENT ON FUNCTION @schema@.add_queue_job(uuid, text, jsonb, integer, timestamptz, text, text) IS
+  'Enqueues a job and returns its id; with a dedup key already held by a pending/processing job, returns that job''s id instead (also under concurrency). metadata.correlationId is added (a new uuid) when absent; p_limit_key puts the job under that key''s flow control. 22023 on an empty or over-long (200) job type, an over-long dedup key (500) or limit key (200), non-object metadata, NULL priority or schedule.';
 
-GRANT EXECUTE ON FUNCTION @schema@.add_queue_job(uuid, text, jsonb, integer, timestamptz, text) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.add_queue_job(uuid, text, jsonb, integer, timestamptz, text, text) TO service_role;
