@@ -32,14 +32,15 @@ SET search_path = @schema@, pg_temp
 AS $$
 DECLARE
   v_mode constant text := coalesce(current_setting('notify_sql.enqueue_notify', true), '');
+  v_void text;  -- assignments, not PERFORM: simple expressions skip the executor
 BEGIN
   IF v_mode = 'off' OR cardinality(p_job_types) = 0 THEN
     RETURN;
   END IF;
   IF v_mode <> 'always' THEN
-    PERFORM pg_advisory_xact_lock_shared(hashtextextended('@schema@.queue_jobs:gate', 0));
+    v_void := pg_advisory_xact_lock_shared(hashtextextended('@schema@.queue_jobs:gate', 0));
     IF pg_try_advisory_lock(hashtextextended('@schema@.queue_jobs:idle', 0)) THEN
-      PERFORM pg_advisory_unlock(hashtextextended('@schema@.queue_jobs:idle', 0));
+      v_void := pg_advisory_unlock(hashtextextended('@schema@.queue_jobs:idle', 0));
       RETURN;  -- nobody idle
     END IF;
   END IF;

@@ -5,7 +5,7 @@
 -- now), dedup_key, max_attempts (default 3), limit_key (flow control, set_queue_limit).
 -- Returns one id per element, in input order. All elements are validated before
 -- anything is written (22023 names the element). metadata.correlationId is added (a
--- new uuid per job) when absent, as in add_queue_job.
+-- new uuid per job: its id) when absent, as in add_queue_job.
 --
 -- Fast path: a batch without dedup keys is one INSERT of pre-generated ids, nothing
 -- to resolve afterwards.
@@ -31,6 +31,10 @@ DECLARE
   v_new_ids uuid[];
   v_bad record;
   v_deduped boolean;
+  v_infinite boolean;
+  v_types text[];
+  v_hex text;
+  v_prefix text;
   v_allowed_keys constant text[] := ARRAY['user_id', 'job_type', 'metadata', 'priority',
                                           'scheduled_for', 'dedup_key', 'max_attempts', 'limit_key'];
 BEGIN
@@ -67,11 +71,46 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('p_jobs: element %s %s', v_bad.ord, v_bad.problem);
   END IF;
 
+  -- Ids in the column default's time-ordered layout (48-bit milliseconds, version 7,
+  -- random rest), the time prefix computed once per call: generating the default's
+  -- text per row costs more than the insert of the row.
+  v_hex := lpad(to_hex((date_part('epoch', clock_timestamp()) * 1000)::bigint), 12, '0');
+  v_prefix := substr(v_hex, 1, 8) || '-' || substr(v_hex, 9, 4) || '-7';
+
+  -- Fast path, no dedup key in the batch: one INSERT straight from the JSON, nothing to
+  -- resolve. A bad value (type, max_attempts, infinite time) sends it to the checked
+  -- path below, which names the element and raises, undoing the insert.
+  IF NOT p_jobs @? '$[*].dedup_key ? (@ != null)' THEN
+    v_ids := ARRAY(SELECT overlay(gen_random_uuid()::text PLACING v_prefix FROM 1 FOR 15)::uuid
+                   FROM generate_series(1, jsonb_array_length(p_jobs)));
+    BEGIN
+      WITH inserted AS (
+        INSERT INTO queue_jobs (id, user_id, job_type, metadata, priority, scheduled_for, max_attempts, limit_key)
+        SELECT v_ids[j.ord], j.user_id, j.job_type,
+               CASE WHEN j.metadata ? 'correlationId' THEN j.metadata
+                    ELSE coalesce(j.metadata, '{}') || jsonb_build_object('correlationId', v_ids[j.ord]) END,
+               coalesce(j.priority, 10), coalesce(j.scheduled_for, now()), coalesce(j.max_attempts, 3), j.limit_key
+        FROM jsonb_populate_recordset(NULL::queue_job_input, p_jobs)
+             WITH ORDINALITY AS j(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, limit_key, ord)
+        RETURNING job_type, scheduled_for)
+      SELECT bool_or(NOT isfinite(i.scheduled_for)),
+             coalesce(array_agg(DISTINCT i.job_type) FILTER (WHERE i.scheduled_for <= now()), '{}')
+      INTO v_infinite, v_types
+      FROM inserted i;
+    EXCEPTION WHEN data_exception OR check_violation THEN
+      v_infinite := true;
+    END;
+    IF NOT v_infinite THEN
+      PERFORM queue_wake_workers(v_types);
+      RETURN v_ids;
+    END IF;
+  END IF;
+
   BEGIN
     v_jobs := ARRAY(
       SELECT ROW(j.user_id, j.job_type,
                  CASE WHEN j.metadata ? 'correlationId' THEN j.metadata
-                      ELSE coalesce(j.metadata, '{}') || jsonb_build_object('correlationId', gen_random_uuid()) END,
+                      ELSE coalesce(j.metadata, '{}') END,
                  coalesce(j.priority, 10), coalesce(j.scheduled_for, now()), j.dedup_key,
                  coalesce(j.max_attempts, 3), j.limit_key)::queue_job_input
       FROM jsonb_populate_recordset(NULL::queue_job_input, p_jobs) WITH ORDINALITY AS j
@@ -87,20 +126,19 @@ BEGIN
   END IF;
   v_deduped := EXISTS (SELECT FROM unnest(v_jobs) AS j WHERE j.dedup_key IS NOT NULL);
 
-  v_ids := array_fill(NULL::uuid, ARRAY[cardinality(v_jobs)]);
+  v_ids := array_fill(NULL::uuid, ARRAY[cardinality(v_jobs)]);  -- also after the fast path
   LOOP
-    -- Candidate ids for the unresolved elements (same time-ordered layout as the
-    -- column default), so the rows inserted can be told from those that yielded.
+    -- Candidate ids for the unresolved elements, so the rows inserted can be told
+    -- from those that yielded.
     v_new_ids := ARRAY(
-      SELECT CASE WHEN v_ids[o] IS NULL THEN
-               overlay(overlay(replace(gen_random_uuid()::text, '-', '')
-                 PLACING lpad(to_hex(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
-                 FROM 1 FOR 12) PLACING '7' FROM 13 FOR 1)::uuid
-             END
+      SELECT CASE WHEN v_ids[o] IS NULL THEN overlay(gen_random_uuid()::text PLACING v_prefix FROM 1 FOR 15)::uuid END
       FROM generate_series(1, cardinality(v_jobs)) AS o);
 
     INSERT INTO queue_jobs (id, user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, limit_key)
-    SELECT v_new_ids[j.ord], j.user_id, j.job_type, j.metadata, j.priority, j.scheduled_for, j.dedup_key, j.max_attempts, j.limit_key
+    SELECT v_new_ids[j.ord], j.user_id, j.job_type,
+           CASE WHEN j.metadata ? 'correlationId' THEN j.metadata
+                ELSE j.metadata || jsonb_build_object('correlationId', v_new_ids[j.ord]) END,
+           j.priority, j.scheduled_for, j.dedup_key, j.max_attempts, j.limit_key
     FROM unnest(v_jobs) WITH ORDINALITY AS j(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, limit_key, ord)
     WHERE v_ids[j.ord] IS NULL
     ORDER BY j.dedup_key, j.ord
