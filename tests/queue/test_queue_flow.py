@@ -277,3 +277,10 @@ def test_a_short_claim_claims_again_after_marking_the_worker_idle(
         assert len(Queue(worker).claim(["t"], 5)) == 1
         row = worker.execute("SELECT current_setting('notify_sql.idle_notify', true)").fetchone()
         assert row == ("on",)
+
+
+def test_a_batch_is_not_left_short_while_a_key_has_startable_jobs(service_db: Conn) -> None:
+    set_limit(service_db, "one", p_max_per_second=SLOW, p_burst=1)
+    add_many(service_db, "one", 5)
+    add_many(service_db, "many", 10)
+    assert Counter(claim_keys(service_db, 6)) == {"many": 5, "one": 1}

@@ -156,10 +156,12 @@ BEGIN
     END LOOP;
   END LOOP;
 
-  -- Few keys: later rounds from the keys found, at most ceil(p_limit / keys) deep each.
+  -- Few keys: later rounds from the keys found, each at most as deep as the batch
+  -- could reach if every other key gave one job (so the batch is never left short
+  -- while a key has jobs it may start).
   IF v_heads > 0 AND v_heads < p_limit THEN
     FOR r IN
-      SELECT c.key, c.prio, c.pos, least(c.allow, ceil(p_limit::numeric / v_heads)::integer) AS depth
+      SELECT c.key, c.prio, c.pos, least(c.allow, p_limit - v_heads + 1) AS depth
       FROM unnest(c_key, c_prio, c_pos, c_allow) AS c(key, prio, pos, allow)
       WHERE c.key IS NOT NULL AND c.allow > 1
     LOOP
