@@ -16,7 +16,10 @@ median ratio is reported.
    keys, each key limited (a rate high enough never to hold a job back, so the cost
    measured is the machinery's), as a ratio to unkeyed jobs in the same database; at
    two backlog sizes, to show how the cost grows with keys and backlog.
-3. Enqueue: add_queue_job against the seed's add_queue_job (a plain INSERT ...
+3. Beside throttled keys: unkeyed jobs drained while 1, 100 or 10,000 keys have due
+   jobs held back by their rate (the cost of passing them over), as a ratio to a
+   queue without keyed jobs.
+4. Enqueue: add_queue_job against the seed's add_queue_job (a plain INSERT ...
    RETURNING in a PL/pgSQL function, no NOTIFY, no checks: BASELINE_SEED below), with
    and without a limit key, and with an idle worker present (so the NOTIFY is sent);
    add_queue_jobs (1,000 per call) against graphile-worker's add_jobs approach (one
@@ -271,6 +274,45 @@ def compare_keys(bench: Bench, out: Callable[[str], None]) -> None:
         out(f"| {backlog:,} | {statistics.median(base_rates):,.0f} | " + " | ".join(cells) + " |")
 
 
+def compare_throttled(bench: Bench, out: Callable[[str], None]) -> None:
+    out("")
+    out(
+        "### Beside throttled keys: unkeyed jobs/s while K keys are held back by their "
+        "rate, as a ratio to no keyed jobs (batch 10)"
+    )
+    out("")
+    out("| throttled keys | ratio |")
+    out("| ---: | ---: |")
+    dsn = bench.server.dsn("flow_now")
+    backlog = bench.scale.backlogs[0]
+    for keys in (1, 100, 10_000):
+
+        def beside(keys: int = keys) -> float:
+            fill(dsn, backlog)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO notify.queue_jobs (job_type, limit_key, scheduled_for) "
+                    "SELECT 'bench', 'held:' || k, now() - interval '2 hours' "
+                    "FROM generate_series(1, %s) k, generate_series(1, 3)",
+                    (keys,),
+                )
+                conn.execute(  # one token each, refilled once in ~11 days
+                    "SELECT notify.set_queue_limit('held:' || k, 0.000001, NULL, 0) "
+                    "FROM generate_series(1, %s) k",
+                    (keys,),
+                )
+                conn.execute("UPDATE notify.queue_limits SET tokens = 0")
+                conn.execute("VACUUM ANALYZE notify.queue_jobs")
+            return bench.drain_rate("flow_now", 10)
+
+        def alone() -> float:
+            fill(dsn, backlog)
+            return bench.drain_rate("flow_now", 10)
+
+        _, _, ratio = median_ratio(bench.scale.rounds, beside, alone)
+        out(f"| {keys:,} | {ratio:.2f}x |")
+
+
 @contextmanager
 def idle_worker(dsn: str) -> Iterator[None]:
     """A worker whose last claim came back empty (so enqueue NOTIFYs), listening."""
@@ -341,7 +383,7 @@ def create_database(server: ThrowawayPostgres, name: str, root: Path | None = No
     migrate(server.dsn(name), SCHEMA, root=root)
 
 
-def run(scale: Scale, base: str) -> None:
+def run(scale: Scale, base: str, only: list[str] | None = None) -> None:
     def out(line: str) -> None:
         print(line, flush=True)
 
@@ -355,17 +397,22 @@ def run(scale: Scale, base: str) -> None:
         out(f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, base {base}, "
             f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
         out("")
-        compare_today(bench, out)
-        compare_keys(bench, out)
-        compare_enqueue(bench, out)
+        parts = {"today": compare_today, "keys": compare_keys,
+                 "throttled": compare_throttled, "enqueue": compare_enqueue}  # fmt: skip
+        for name in only or list(parts):
+            parts[name](bench, out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--base", default="70742a7", help="commit whose install is 'today'")
+    parser.add_argument(
+        "--part", action="append", choices=["today", "keys", "throttled", "enqueue"],
+        help="run only this part (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
-    run(QUICK if args.quick else FULL, args.base)
+    run(QUICK if args.quick else FULL, args.base, args.part)
 
 
 if __name__ == "__main__":

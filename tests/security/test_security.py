@@ -194,7 +194,13 @@ def test_every_table_has_row_level_security(db: psycopg.Connection[Any]) -> None
 # --- plpgsql_check ------------------------------------------------------------------
 
 # Findings we accept, each with the reason: (function name, message start) -> why.
-PLPGSQL_CHECK_ACCEPTED: dict[tuple[str, str], str] = {}
+PLPGSQL_CHECK_ACCEPTED: dict[tuple[str, str], str] = {
+    # The advisory-lock calls of the enqueue wake-up are assignments to a dummy instead
+    # of PERFORM: a simple expression skips the executor (about 0.4 us against 2 us),
+    # on the hottest write path.
+    ("add_queue_job", 'never read variable "v_void"'): "hot-path lock call",
+    ("queue_wake_workers", 'never read variable "v_void"'): "hot-path lock call",
+}
 
 
 def _plpgsql_check_findings(

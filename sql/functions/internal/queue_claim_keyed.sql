@@ -11,8 +11,10 @@
 -- row to contend on), wrapping around. So a key with 10 jobs enqueued behind another
 -- key's 50,000 gets one job per round, like every other key. Keys are found by a
 -- skip scan of queue_jobs_keyed_claim_idx (one index descent per key), never by
--- reading a key's backlog; at most 2,000 keys are visited per call (the next call
--- continues after them).
+-- reading a key's backlog. At most 32 keys per call are visited for nothing (held
+-- back, nothing due, or being claimed by another worker): then the walk stops and
+-- the session's next call continues after them, so many throttled keys cost each
+-- claim a bounded amount and every key is still reached in turn.
 --
 -- Limits. A key with a queue_limits row is only taken under that row's lock, taken
 -- with SKIP LOCKED (a key another worker is claiming right now is left to it, nobody
@@ -37,8 +39,7 @@ DECLARE
   v_cursor constant text := coalesce(current_setting('notify_sql.claim_cursor_@schema@', true), '');
   v_prio integer;
   v_floor bigint := -2147483648;  -- next priority level is >= this
-  v_key text;
-  v_wrapped boolean;
+  k record;
   v_visits integer := 0;
   v_pos integer := 0;
   v_heads integer := 0;
@@ -48,6 +49,7 @@ DECLARE
   v_tokens double precision;
   v_got uuid[];
   v_last_key text;
+  v_last_visited text;
   -- candidates: id, priority, round, rotation position, key (NULL: no key)
   c_id uuid[] := '{}'::uuid[];
   c_prio integer[] := '{}'::integer[];
@@ -75,20 +77,21 @@ BEGIN
     RETURN;
   END IF;
 
-  -- Unkeyed jobs: one group, position 0 in every round.
-  FOR r IN
-    SELECT j.id, j.priority, row_number() OVER (ORDER BY j.priority, j.scheduled_for) AS n
-    FROM (SELECT j.id, j.priority, j.scheduled_for
-          FROM queue_jobs j
-          WHERE j.status = 'pending' AND j.limit_key IS NULL AND j.scheduled_for <= now()
-            AND j.job_type = ANY (p_job_types) AND j.id <> ALL (p_exclude)
-          ORDER BY j.priority, j.scheduled_for
-          LIMIT p_limit
-          FOR UPDATE SKIP LOCKED) j
-  LOOP
-    c_id := c_id || r.id; c_prio := c_prio || r.priority; c_round := c_round || r.n::integer;
-    c_pos := c_pos || 0; c_key := c_key || NULL::text; c_allow := c_allow || p_limit;
-  END LOOP;
+  -- Unkeyed jobs: one group, position 0 in every round (round = place in claim order).
+  SELECT coalesce(array_agg(u.id ORDER BY u.priority, u.scheduled_for), '{}'),
+         coalesce(array_agg(u.priority ORDER BY u.priority, u.scheduled_for), '{}')
+  INTO c_id, c_prio
+  FROM (SELECT j.id, j.priority, j.scheduled_for
+        FROM queue_jobs j
+        WHERE j.status = 'pending' AND j.limit_key IS NULL AND j.scheduled_for <= now()
+          AND j.job_type = ANY (p_job_types) AND j.id <> ALL (p_exclude)
+        ORDER BY j.priority, j.scheduled_for
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED) u;
+  c_round := ARRAY(SELECT generate_series(1, cardinality(c_id)));
+  c_pos := array_fill(0, ARRAY[cardinality(c_id)]);
+  c_key := array_fill(NULL::text, ARRAY[cardinality(c_id)]);
+  c_allow := array_fill(p_limit, ARRAY[cardinality(c_id)]);
 
   -- Keyed heads, priority level by priority level, keys in turn from the cursor.
   <<levels>>
@@ -102,57 +105,66 @@ BEGIN
     v_floor := v_prio::bigint + 1;
     -- Enough candidates of better priority already: this level cannot be reached.
     EXIT levels WHEN (SELECT count(*) FROM unnest(c_prio) p WHERE p < v_prio) >= p_limit;
-    v_key := v_cursor;
-    v_wrapped := v_cursor = '';
-    LOOP
-      SELECT j.limit_key INTO v_key
-      FROM queue_jobs j
-      WHERE j.status = 'pending' AND j.limit_key IS NOT NULL AND j.priority = v_prio AND j.limit_key > v_key
-      ORDER BY j.priority, j.limit_key
-      LIMIT 1;
-      IF NOT FOUND THEN
-        EXIT WHEN v_wrapped;
-        v_wrapped := true;
-        v_key := '';
-        CONTINUE;
-      END IF;
-      EXIT WHEN v_wrapped AND v_cursor <> '' AND v_key > v_cursor;
-      v_visits := v_visits + 1;
-      EXIT levels WHEN v_visits > 2000;
+    -- Keys after the cursor, then (wrapping) the keys up to it: each segment is one
+    -- recursive skip scan (one index descent per key) joined to the keys' limits.
+    FOR v_segment IN 1..2 LOOP
+      EXIT WHEN v_segment = 2 AND v_cursor = '';
+      FOR k IN
+        WITH RECURSIVE walk(key, n) AS (
+          SELECT (SELECT j.limit_key FROM queue_jobs j
+                  WHERE j.status = 'pending' AND j.limit_key IS NOT NULL AND j.priority = v_prio
+                    AND j.limit_key > CASE WHEN v_segment = 1 THEN v_cursor ELSE '' END
+                  ORDER BY j.priority, j.limit_key LIMIT 1), 1
+          UNION ALL
+          SELECT (SELECT j.limit_key FROM queue_jobs j
+                  WHERE j.status = 'pending' AND j.limit_key IS NOT NULL AND j.priority = v_prio
+                    AND j.limit_key > w.key
+                  ORDER BY j.priority, j.limit_key LIMIT 1), w.n + 1
+          FROM walk w
+          WHERE w.key IS NOT NULL AND w.n < p_limit + 32 AND (v_segment = 1 OR w.key < v_cursor)
+        )
+        SELECT w.key, l.limit_key IS NOT NULL AS limited, l.paused_until, l.max_per_second,
+               l.burst, l.tokens, l.refilled_at, l.max_concurrent
+        FROM walk w LEFT JOIN queue_limits l ON l.limit_key = w.key
+        WHERE w.key IS NOT NULL AND (v_segment = 1 OR w.key <= v_cursor)
+        ORDER BY w.n
+      LOOP
+        -- Keys visited for nothing (held back, nothing due of these types, locked)
+        -- are bounded per call: past the budget the walk stops, and the next call of
+        -- this session resumes after the last key visited.
+        EXIT levels WHEN v_visits - v_heads >= 32;
+        v_visits := v_visits + 1;
+        v_last_visited := k.key;
 
-      -- Estimated allowance (read without locking; re-checked under the lock below).
-      SELECT * INTO v_limit FROM queue_limits l WHERE l.limit_key = v_key;
-      IF NOT FOUND THEN
+        -- Estimated allowance (read without locking; re-checked under the lock below).
         v_allow := p_limit;
-      ELSIF v_limit.paused_until > now() THEN
-        v_allow := 0;
-      ELSE
-        v_allow := p_limit;
-        IF v_limit.max_per_second IS NOT NULL THEN
-          v_allow := least(v_allow, floor(least(greatest(v_limit.burst, 1),
-            v_limit.tokens + v_limit.max_per_second
-              * greatest(extract(epoch FROM clock_timestamp() - v_limit.refilled_at), 0)))::integer);
+        IF k.paused_until > now() THEN
+          v_allow := 0;
         END IF;
-        IF v_limit.max_concurrent IS NOT NULL AND v_allow > 0 THEN
-          v_allow := least(v_allow, v_limit.max_concurrent - queue_key_running(v_key, p_exclude));
+        IF k.max_per_second IS NOT NULL THEN
+          v_allow := least(v_allow, floor(least(greatest(k.burst, 1), k.tokens + k.max_per_second
+            * greatest(extract(epoch FROM clock_timestamp() - k.refilled_at), 0)))::integer);
         END IF;
-      END IF;
-      CONTINUE WHEN v_allow <= 0;
+        IF k.max_concurrent IS NOT NULL AND v_allow > 0 THEN
+          v_allow := least(v_allow, k.max_concurrent - queue_key_running(k.key, p_exclude));
+        END IF;
+        CONTINUE WHEN v_allow <= 0;
 
-      v_got := ARRAY(
-        SELECT j.id FROM queue_jobs j
-        WHERE j.status = 'pending' AND j.limit_key IS NOT NULL AND j.priority = v_prio
-          AND j.limit_key = v_key AND j.scheduled_for <= now()
-          AND j.job_type = ANY (p_job_types) AND j.id <> ALL (p_exclude)
-        ORDER BY j.priority, j.limit_key, j.scheduled_for
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED);
-      CONTINUE WHEN cardinality(v_got) = 0;
-      v_pos := v_pos + 1;
-      v_heads := v_heads + 1;
-      c_id := c_id || v_got[1]; c_prio := c_prio || v_prio; c_round := c_round || 1;
-      c_pos := c_pos || v_pos; c_key := c_key || v_key; c_allow := c_allow || v_allow;
-      EXIT levels WHEN v_heads >= p_limit;
+        v_got := ARRAY(
+          SELECT j.id FROM queue_jobs j
+          WHERE j.status = 'pending' AND j.limit_key IS NOT NULL AND j.priority = v_prio
+            AND j.limit_key = k.key AND j.scheduled_for <= now()
+            AND j.job_type = ANY (p_job_types) AND j.id <> ALL (p_exclude)
+          ORDER BY j.priority, j.limit_key, j.scheduled_for
+          LIMIT 1
+          FOR UPDATE SKIP LOCKED);
+        CONTINUE WHEN cardinality(v_got) = 0;
+        v_pos := v_pos + 1;
+        v_heads := v_heads + 1;
+        c_id := c_id || v_got[1]; c_prio := c_prio || v_prio; c_round := c_round || 1;
+        c_pos := c_pos || v_pos; c_key := c_key || k.key; c_allow := c_allow || v_allow;
+        EXIT levels WHEN v_heads >= p_limit;
+      END LOOP;
     END LOOP;
   END LOOP;
 
@@ -178,6 +190,15 @@ BEGIN
         c_pos := c_pos || r.pos; c_key := c_key || r.key; c_allow := c_allow || 0;
       END LOOP;
     END LOOP;
+  END IF;
+
+  -- No keyed job can start (every key held back): the unkeyed jobs are the batch.
+  IF v_heads = 0 THEN
+    IF v_visits > 0 THEN
+      PERFORM set_config('notify_sql.claim_cursor_@schema@', v_last_visited, false);
+    END IF;
+    RETURN QUERY SELECT c_id, array_fill(now(), ARRAY[cardinality(c_id)]);
+    RETURN;
   END IF;
 
   -- The batch: the first p_limit candidates in (priority, round, position) order; then
@@ -236,6 +257,9 @@ BEGIN
     END IF;
   END LOOP;
 
+  IF v_visits - v_heads >= 32 THEN
+    v_last_key := v_last_visited;  -- budget spent: resume after the keys just passed over
+  END IF;
   IF v_last_key IS NOT NULL THEN
     PERFORM set_config('notify_sql.claim_cursor_@schema@', v_last_key, false);
   END IF;

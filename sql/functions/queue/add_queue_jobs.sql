@@ -31,7 +31,7 @@ DECLARE
   v_new_ids uuid[];
   v_bad record;
   v_deduped boolean;
-  v_infinite boolean;
+  v_problem boolean;
   v_types text[];
   v_hex text;
   v_prefix text;
@@ -42,6 +42,49 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_jobs: must be a JSON array of job objects';
   END IF;
   PERFORM check_batch_size('p_jobs', jsonb_array_length(p_jobs));
+
+  -- Ids in the column default's time-ordered layout (48-bit milliseconds, version 7,
+  -- random rest), the time prefix computed once per call: generating the default's
+  -- text per row costs more than the insert of the row.
+  v_hex := lpad(to_hex((date_part('epoch', clock_timestamp()) * 1000)::bigint), 12, '0');
+  v_prefix := substr(v_hex, 1, 8) || '-' || substr(v_hex, 9, 4) || '-7';
+
+  -- Fast path, no dedup key in the batch: one INSERT straight from the JSON, nothing to
+  -- resolve, checked as a whole: three jsonpath scans (unknown keys, job_type and
+  -- metadata types), the table's CHECK and NOT NULL constraints, and the RETURNING
+  -- rows (job type length, finite time). Any problem undoes the insert (its
+  -- subtransaction) and sends the batch to the checked path below, which names the
+  -- element and raises.
+  IF NOT p_jobs @? '$[*].dedup_key ? (@ != null)'
+     AND NOT p_jobs @? '$[*].keyvalue() ? (!(@.key == "user_id" || @.key == "job_type" || @.key == "metadata" || @.key == "priority" || @.key == "scheduled_for" || @.key == "max_attempts" || @.key == "limit_key" || @.key == "dedup_key"))'
+     AND NOT p_jobs @? '$[*].job_type ? (@.type() != "string")'
+     AND NOT p_jobs @? '$[*].metadata ? (@.type() != "object")' THEN
+    v_ids := ARRAY(SELECT overlay(gen_random_uuid()::text PLACING v_prefix FROM 1 FOR 15)::uuid
+                   FROM generate_series(1, jsonb_array_length(p_jobs)));
+    BEGIN
+      WITH inserted AS (
+        INSERT INTO queue_jobs (id, user_id, job_type, metadata, priority, scheduled_for, max_attempts, limit_key)
+        SELECT v_ids[j.ord], j.user_id, j.job_type,
+               CASE WHEN j.metadata ? 'correlationId' THEN j.metadata
+                    ELSE coalesce(j.metadata, '{}') || jsonb_build_object('correlationId', v_ids[j.ord]) END,
+               coalesce(j.priority, 10), coalesce(j.scheduled_for, now()), coalesce(j.max_attempts, 3), j.limit_key
+        FROM jsonb_populate_recordset(NULL::queue_job_input, p_jobs)
+             WITH ORDINALITY AS j(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, limit_key, ord)
+        RETURNING job_type, scheduled_for)
+      SELECT bool_or(NOT isfinite(i.scheduled_for) OR length(i.job_type) > 200),
+             coalesce(array_agg(DISTINCT i.job_type) FILTER (WHERE i.scheduled_for <= now()), '{}')
+      INTO v_problem, v_types
+      FROM inserted i;
+      IF v_problem THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_jobs: an element is out of bounds';
+      END IF;
+      PERFORM queue_wake_workers(v_types);
+      RETURN v_ids;
+    EXCEPTION WHEN data_exception OR check_violation OR not_null_violation THEN
+      NULL;  -- undone; the checked path below finds the element and raises
+    END;
+  END IF;
+
 
   -- The first element with a problem, if any (CASE tests in order, so the key checks
   -- only ever see objects).
@@ -69,41 +112,6 @@ BEGIN
   LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('p_jobs: element %s %s', v_bad.ord, v_bad.problem);
-  END IF;
-
-  -- Ids in the column default's time-ordered layout (48-bit milliseconds, version 7,
-  -- random rest), the time prefix computed once per call: generating the default's
-  -- text per row costs more than the insert of the row.
-  v_hex := lpad(to_hex((date_part('epoch', clock_timestamp()) * 1000)::bigint), 12, '0');
-  v_prefix := substr(v_hex, 1, 8) || '-' || substr(v_hex, 9, 4) || '-7';
-
-  -- Fast path, no dedup key in the batch: one INSERT straight from the JSON, nothing to
-  -- resolve. A bad value (type, max_attempts, infinite time) sends it to the checked
-  -- path below, which names the element and raises, undoing the insert.
-  IF NOT p_jobs @? '$[*].dedup_key ? (@ != null)' THEN
-    v_ids := ARRAY(SELECT overlay(gen_random_uuid()::text PLACING v_prefix FROM 1 FOR 15)::uuid
-                   FROM generate_series(1, jsonb_array_length(p_jobs)));
-    BEGIN
-      WITH inserted AS (
-        INSERT INTO queue_jobs (id, user_id, job_type, metadata, priority, scheduled_for, max_attempts, limit_key)
-        SELECT v_ids[j.ord], j.user_id, j.job_type,
-               CASE WHEN j.metadata ? 'correlationId' THEN j.metadata
-                    ELSE coalesce(j.metadata, '{}') || jsonb_build_object('correlationId', v_ids[j.ord]) END,
-               coalesce(j.priority, 10), coalesce(j.scheduled_for, now()), coalesce(j.max_attempts, 3), j.limit_key
-        FROM jsonb_populate_recordset(NULL::queue_job_input, p_jobs)
-             WITH ORDINALITY AS j(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, limit_key, ord)
-        RETURNING job_type, scheduled_for)
-      SELECT bool_or(NOT isfinite(i.scheduled_for)),
-             coalesce(array_agg(DISTINCT i.job_type) FILTER (WHERE i.scheduled_for <= now()), '{}')
-      INTO v_infinite, v_types
-      FROM inserted i;
-    EXCEPTION WHEN data_exception OR check_violation THEN
-      v_infinite := true;
-    END;
-    IF NOT v_infinite THEN
-      PERFORM queue_wake_workers(v_types);
-      RETURN v_ids;
-    END IF;
   END IF;
 
   BEGIN
