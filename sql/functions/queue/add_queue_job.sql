@@ -31,32 +31,27 @@ DECLARE
   v_metadata jsonb;
   v_mode text;
   v_void text;
+  v_problem text;
   v_idle boolean;
 BEGIN
   -- Job types travel as NOTIFY payloads (at most 8000 bytes) and dedup / limit keys as
   -- btree index entries (at most ~2700 bytes): all are bounded well below that. The
-  -- checks are inline on purpose: this is the hottest write path, and each PERFORM of a
-  -- check_* helper costs a few microseconds.
-  IF p_job_type IS NULL OR p_job_type = '' OR length(p_job_type) > 200 THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_job_type: must be a non-empty string of at most 200 characters';
-  END IF;
-  IF p_metadata IS NULL OR jsonb_typeof(p_metadata) <> 'object' THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_metadata: must be a JSON object';
-  END IF;
-  IF p_priority IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_priority: must not be NULL';
-  END IF;
-  IF p_scheduled_for IS NULL OR NOT isfinite(p_scheduled_for) THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_scheduled_for: must be a finite timestamp';
-  END IF;
-  IF p_dedup_key = '' OR length(p_dedup_key) > 500 THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_dedup_key: must be NULL or a non-empty string of at most 500 characters';
-  END IF;
-  IF p_limit_key = '' OR length(p_limit_key) > 200 THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_limit_key: must be NULL or a non-empty string of at most 200 characters';
+  -- checks are one CASE on purpose: this is the hottest write path, and every PL/pgSQL
+  -- statement (let alone a PERFORM of a check_* helper) costs a little.
+  v_problem := CASE
+    WHEN p_job_type IS NULL OR p_job_type = '' OR length(p_job_type) > 200
+      THEN 'p_job_type: must be a non-empty string of at most 200 characters'
+    WHEN p_metadata IS NULL OR jsonb_typeof(p_metadata) <> 'object' THEN 'p_metadata: must be a JSON object'
+    WHEN p_priority IS NULL THEN 'p_priority: must not be NULL'
+    WHEN p_scheduled_for IS NULL OR NOT isfinite(p_scheduled_for)
+      THEN 'p_scheduled_for: must be a finite timestamp'
+    WHEN p_dedup_key = '' OR length(p_dedup_key) > 500
+      THEN 'p_dedup_key: must be NULL or a non-empty string of at most 500 characters'
+    WHEN p_limit_key = '' OR length(p_limit_key) > 200
+      THEN 'p_limit_key: must be NULL or a non-empty string of at most 200 characters'
+  END;
+  IF v_problem IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = v_problem;
   END IF;
 
   -- The id in the column default's time-ordered layout (48-bit milliseconds, version
@@ -94,13 +89,11 @@ BEGIN
   -- only when a worker is idle; the shared "gate" lock is held to commit.
   IF p_scheduled_for <= now() THEN
     v_mode := coalesce(current_setting('notify_sql.enqueue_notify', true), '');
-    IF v_mode = 'always' THEN
-      PERFORM pg_notify('@schema@.queue_jobs', p_job_type);
-    ELSIF v_mode <> 'off' THEN
+    IF v_mode <> 'off' THEN
       v_void := pg_advisory_xact_lock_shared(hashtextextended('@schema@.queue_jobs:gate', 0));
-      v_idle := CASE WHEN pg_try_advisory_lock(hashtextextended('@schema@.queue_jobs:idle', 0))
-                     THEN NOT pg_advisory_unlock(hashtextextended('@schema@.queue_jobs:idle', 0))
-                     ELSE true END;
+      v_idle := v_mode = 'always' OR CASE WHEN pg_try_advisory_lock(hashtextextended('@schema@.queue_jobs:idle', 0))
+                                          THEN NOT pg_advisory_unlock(hashtextextended('@schema@.queue_jobs:idle', 0))
+                                          ELSE true END;
       IF v_idle THEN
         PERFORM pg_notify('@schema@.queue_jobs', p_job_type);
       END IF;
