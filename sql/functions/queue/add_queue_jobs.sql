@@ -50,13 +50,16 @@ BEGIN
   v_prefix := substr(v_hex, 1, 8) || '-' || substr(v_hex, 9, 4) || '-7';
 
   -- Fast path, no dedup key in the batch: one INSERT straight from the JSON, nothing to
-  -- resolve, checked as a whole: three jsonpath scans (unknown keys, job_type and
-  -- metadata types), the table's CHECK and NOT NULL constraints, and the RETURNING
+  -- resolve, checked as a whole: one scan for non-objects and unknown keys, two
+  -- jsonpath scans (job_type and metadata types), the table's CHECK and NOT NULL
+  -- constraints, and the RETURNING
   -- rows (job type length, finite time). Any problem undoes the insert (its
   -- subtransaction) and sends the batch to the checked path below, which names the
   -- element and raises.
   IF NOT p_jobs @? '$[*].dedup_key ? (@ != null)'
-     AND NOT p_jobs @? '$[*].keyvalue() ? (!(@.key == "user_id" || @.key == "job_type" || @.key == "metadata" || @.key == "priority" || @.key == "scheduled_for" || @.key == "max_attempts" || @.key == "limit_key" || @.key == "dedup_key"))'
+     AND NOT EXISTS (SELECT FROM jsonb_array_elements(p_jobs) e
+                     WHERE CASE WHEN jsonb_typeof(e) = 'object' THEN (e - v_allowed_keys) <> '{}'::jsonb
+                                ELSE true END)
      AND NOT p_jobs @? '$[*].job_type ? (@.type() != "string")'
      AND NOT p_jobs @? '$[*].metadata ? (@.type() != "object")' THEN
     v_ids := ARRAY(SELECT overlay(gen_random_uuid()::text PLACING v_prefix FROM 1 FOR 15)::uuid
