@@ -30,7 +30,7 @@ AS $$
 DECLARE
   v_changed uuid[];
   v_keys text[];
-  v_wait interval := make_interval(secs => p_retry_after_seconds::double precision);
+  v_wait interval;
 BEGIN
   PERFORM check_job_batch(p_job_ids, p_processing_tokens);
   IF p_error_messages IS NULL OR cardinality(p_error_messages) <> cardinality(p_job_ids) THEN
@@ -44,8 +44,9 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = 'p_retry_after_seconds: must be NULL or between 0 (exclusive) and 2592000 (30 days)';
   END IF;
-  IF NOT p_retry THEN
-    v_wait := NULL;
+  -- After the checks: a huge or NaN value must be refused, not overflow here.
+  IF p_retry THEN
+    v_wait := make_interval(secs => p_retry_after_seconds::double precision);
   END IF;
 
   WITH failed AS (
