@@ -22,9 +22,11 @@ BEGIN
   IF p_limit_key = '' THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_limit_key: must not be empty';
   END IF;
-  IF p_max_per_second <= 0 OR p_max_per_second > 1000000 THEN
+  -- The lower bound keeps "when is the next token" (next_limited_start) an interval:
+  -- one start per 11.6 days is the slowest rate.
+  IF p_max_per_second < 0.000001 OR p_max_per_second > 1000000 THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_max_per_second: must be NULL or between 0 (exclusive) and 1000000';
+      MESSAGE = 'p_max_per_second: must be NULL or between 0.000001 and 1000000';
   END IF;
   IF p_max_concurrent < 1 THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_max_concurrent: must be NULL or at least 1';
@@ -57,6 +59,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION @schema@.set_queue_limit(text, numeric, integer, integer) IS
-  'Sets a limit key''s token bucket (p_max_per_second, p_burst: at most max(burst,1) + rate x T starts in any T seconds) and cap on processing jobs (p_max_concurrent); both NULL removes it. 22023 on a NULL, empty or over-long (200) key, a rate outside (0, 1e6], a cap below 1, a burst outside [0, 1e6] or a burst without a rate.';
+  'Sets a limit key''s token bucket (p_max_per_second, p_burst: at most max(burst,1) + rate x T starts in any T seconds) and cap on processing jobs (p_max_concurrent); both NULL removes it. 22023 on a NULL, empty or over-long (200) key, a rate outside [0.000001, 1e6], a cap below 1, a burst outside [0, 1e6] or a burst without a rate.';
 
 GRANT EXECUTE ON FUNCTION @schema@.set_queue_limit(text, numeric, integer, integer) TO service_role;
