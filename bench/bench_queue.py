@@ -80,11 +80,12 @@ SELECT notify.complete_queue_jobs(:ids, :tokens);
 
 # The baseline's two statements on the queue_jobs table itself (what notify-sql writes,
 # without the functions around it): splits batch-1 cost into table and function layers.
+# `limit_key IS NULL` matches the claim index of unkeyed jobs (migration 0008).
 RAW_ON_QUEUE_JOBS = """
 UPDATE notify.queue_jobs SET status = 'processing', processing_token = gen_random_uuid(),
-       started_at = now(), attempts = attempts + 1, updated_at = now()
+       started_at = now(), updated_at = now()
 WHERE id = (SELECT id FROM notify.queue_jobs
-            WHERE status = 'pending' AND scheduled_for <= now()
+            WHERE status = 'pending' AND limit_key IS NULL AND scheduled_for <= now()
             ORDER BY priority, scheduled_for LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING id, processing_token \\gset
 UPDATE notify.queue_jobs SET status = 'completed', completed_at = now(), updated_at = now()

@@ -1,7 +1,5 @@
 """The queue-side behaviours the seed platform's worker relies on (issue 14, points 3
-and 6), made the way its apps make them, on a `--schema public` install. They land
-with the flow branch; until it is merged these are expected to fail (the lead removes
-the marks after merging)."""
+and 6), made the way its apps make them, on a `--schema public` install."""
 
 from __future__ import annotations
 
@@ -16,7 +14,6 @@ from tests.dropin.shapes import QUEUE_SHAPES
 from tests.helpers.postgrest import rpc
 
 Conn = psycopg.Connection[Any]
-PENDING_FLOW = pytest.mark.xfail(reason="queue side lands with the flow branch", strict=False)
 
 
 def add_job(conn: Conn, job_type: str = "send_notification", **more: Any) -> UUID:
@@ -58,7 +55,6 @@ def status(conn: Conn, job_id: UUID) -> tuple[Any, ...]:
     return tuple(row)
 
 
-@PENDING_FLOW
 @pytest.mark.parametrize(
     "keys", [s.keys for s in QUEUE_SHAPES], ids=lambda k: "+".join(x[2:] for x in k)
 )
@@ -76,7 +72,6 @@ def test_reset_stalled_jobs_as_the_worker_calls_it(public_db: Conn, keys: tuple[
     assert status(public_db, stalled["sms"])[0] == ("pending" if reset == 2 else "processing")
 
 
-@PENDING_FLOW
 def test_heartbeat_by_update_of_updated_at_keeps_a_job(public_db: Conn) -> None:
     job_id = add_job(public_db)
     claim(public_db, "send_notification")
@@ -89,7 +84,6 @@ def test_heartbeat_by_update_of_updated_at_keeps_a_job(public_db: Conn) -> None:
     assert status(public_db, job_id)[0] == "processing"
 
 
-@PENDING_FLOW
 def test_add_queue_job_stores_a_correlation_id(public_db: Conn) -> None:
     job_id = add_job(public_db)
     row = public_db.execute(
@@ -102,7 +96,6 @@ def test_add_queue_job_stores_a_correlation_id(public_db: Conn) -> None:
     ).fetchone() == ("mine",)
 
 
-@PENDING_FLOW
 def test_a_failing_job_runs_max_attempts_times_under_the_platform_rule(public_db: Conn) -> None:
     """The platform's worker retries while attempts + 1 < max_attempts, reading attempts
     on the claimed row as the number of earlier attempts."""
@@ -118,7 +111,6 @@ def test_a_failing_job_runs_max_attempts_times_under_the_platform_rule(public_db
     assert status(public_db, job_id)[0] == "failed"
 
 
-@PENDING_FLOW
 def test_a_job_whose_worker_keeps_crashing_ends_failed(public_db: Conn) -> None:
     def crash(job: dict[str, Any]) -> None:
         age(public_db, job["id"], 600)  # the worker died mid-job
@@ -129,7 +121,6 @@ def test_a_job_whose_worker_keeps_crashing_ends_failed(public_db: Conn) -> None:
     assert status(public_db, job_id)[0] == "failed"
 
 
-@PENDING_FLOW
 def test_the_worker_writes_processed_at(public_db: Conn) -> None:
     job_id = add_job(public_db)
     claim(public_db, "send_notification")

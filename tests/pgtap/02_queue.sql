@@ -7,12 +7,14 @@ SET LOCAL search_path = notify, tap, public;
 SELECT plan(27);
 SET LOCAL ROLE service_role;
 
--- Enqueue, then claim: the claim hands out exactly that job, processing, first attempt.
+-- Enqueue, then claim: the claim hands out exactly that job, processing, no earlier
+-- attempt, with a correlationId added to its metadata.
 SELECT add_queue_job('00000000-0000-0000-0000-00000000000a', 'pgtap_mail', '{"n": 1}') AS job \gset
 SELECT results_eq(
-  $$ SELECT id, job_type, status, attempts, metadata FROM claim_pending_jobs(ARRAY['pgtap_mail'], 5) $$,
-  format($$ VALUES (%L::uuid, 'pgtap_mail'::text, 'processing'::text, 1, '{"n": 1}'::jsonb) $$, :'job'),
-  'claim_pending_jobs returns the enqueued job, processing, attempt 1');
+  $$ SELECT id, job_type, status, attempts, metadata - 'correlationId', metadata ? 'correlationId'
+     FROM claim_pending_jobs(ARRAY['pgtap_mail'], 5) $$,
+  format($$ VALUES (%L::uuid, 'pgtap_mail'::text, 'processing'::text, 0, '{"n": 1}'::jsonb, true) $$, :'job'),
+  'claim_pending_jobs returns the enqueued job, processing, no earlier attempt');
 SELECT is_empty($$ SELECT * FROM claim_pending_jobs(ARRAY['pgtap_mail'], 5) $$,
   'a processing job is not handed out twice');
 SELECT processing_token AS token FROM queue_jobs WHERE id = :'job' \gset
@@ -57,7 +59,8 @@ SELECT results_eq(
 -- Stalled: a processing job without heartbeat is re-queued and its old token fenced out.
 SELECT add_queue_job('00000000-0000-0000-0000-00000000000a', 'pgtap_stall', '{}') AS stalled \gset
 SELECT processing_token AS stalled_token FROM claim_pending_jobs(ARRAY['pgtap_stall'], 1) \gset
-UPDATE queue_jobs SET started_at = now() - interval '1 hour' WHERE id = :'stalled';
+UPDATE queue_jobs SET started_at = now() - interval '1 hour', updated_at = now() - interval '1 hour'
+WHERE id = :'stalled';
 SELECT is(reset_stalled_jobs(interval '5 minutes'), 1, 'reset_stalled_jobs re-queues the stalled job');
 SELECT is((SELECT count(*) FROM claim_pending_jobs(ARRAY['pgtap_stall'], 1)), 1::bigint,
   'the reset job is claimed again');

@@ -36,11 +36,13 @@ def backdate(db: Conn, job_id: UUID, column: str, minutes: int) -> None:
     )
 
 
-def test_claim_hands_out_a_fresh_token_and_counts_the_attempt(queue: Queue) -> None:
+def test_claim_hands_out_a_fresh_token_and_counts_no_attempt_yet(queue: Queue) -> None:
     job_id = queue.add("email", {"to": "a"})
     [job] = queue.claim(["email"], 5)
     assert job.id == job_id
-    assert (job.status, job.attempts, job.metadata) == ("processing", 1, {"to": "a"})
+    # attempts on a claimed row = earlier attempts (the seed platform's reading)
+    assert (job.status, job.attempts) == ("processing", 0)
+    assert job.metadata["to"] == "a" and UUID(job.metadata["correlationId"])
     assert job.started_at is not None
     assert job.queue_job_id.startswith("job_")
     assert queue.claim(["email"], 5) == []
@@ -87,9 +89,10 @@ def test_stalled_worker_is_fenced_after_reset_and_reclaim(queue: Queue, db: Conn
     queue.add("t", {})
     [first] = queue.claim(["t"], 1)
     backdate(db, first.id, "started_at", 10)
+    backdate(db, first.id, "updated_at", 10)
     assert queue.reset_stalled(timedelta(minutes=5)) == 1
     [second] = queue.claim(["t"], 1)
-    assert second.id == first.id and second.attempts == 2
+    assert second.id == first.id and second.attempts == 1  # the stall counted
     assert not queue.heartbeat(first.id, first.processing_token)
     assert not queue.complete(first.id, first.processing_token)
     assert not queue.fail(first.id, first.processing_token, "late")
@@ -103,7 +106,7 @@ def test_heartbeat_keeps_a_long_job_from_being_reset(queue: Queue, db: Conn) -> 
     backdate(db, job.id, "started_at", 10)
     assert queue.heartbeat(job.id, job.processing_token)
     assert queue.reset_stalled(timedelta(minutes=5)) == 0
-    backdate(db, job.id, "heartbeat_at", 6)
+    backdate(db, job.id, "updated_at", 6)
     assert queue.reset_stalled(timedelta(minutes=5)) == 1
     assert job_row(db, job.id)["status"] == "pending"
 
@@ -113,6 +116,7 @@ def test_stalled_job_out_of_attempts_fails(queue: Queue, db: Conn) -> None:
     db.execute("UPDATE notify.queue_jobs SET max_attempts = 1 WHERE id = %s", (job_id,))
     queue.claim(["t"], 1)
     backdate(db, job_id, "started_at", 10)
+    backdate(db, job_id, "updated_at", 10)
     assert queue.reset_stalled(timedelta(minutes=5)) == 1
     row = job_row(db, job_id)
     assert row["status"] == "failed" and row["error_message"].startswith("stalled")
@@ -121,7 +125,10 @@ def test_stalled_job_out_of_attempts_fails(queue: Queue, db: Conn) -> None:
 def test_reset_stalled_is_bounded_by_its_batch(queue: Queue, db: Conn) -> None:
     queue.add_many([NewJob("t") for _ in range(5)])
     queue.claim(["t"], 5)
-    db.execute("UPDATE notify.queue_jobs SET started_at = now() - interval '1 hour'")
+    db.execute(
+        "UPDATE notify.queue_jobs SET started_at = now() - interval '1 hour', "
+        "updated_at = now() - interval '1 hour'"
+    )
     assert queue.reset_stalled(timedelta(minutes=5), batch_size=2) == 2
     assert queue.reset_stalled(timedelta(minutes=5), batch_size=10) == 3
 
@@ -130,7 +137,7 @@ def test_retry_backs_off_exponentially_until_max_attempts(queue: Queue, db: Conn
     job_id = queue.add("t", {})
     for attempt, (low, high) in enumerate([(5, 10), (10, 20)], start=1):
         [job] = queue.claim(["t"], 1)
-        assert job.attempts == attempt
+        assert job.attempts == attempt - 1
         assert queue.fail(job.id, job.processing_token, f"boom {attempt}")
         row = job_row(db, job_id)
         delay = (row["scheduled_for"] - row["updated_at"]).total_seconds()
@@ -202,7 +209,7 @@ def test_bulk_enqueue_keeps_order_and_dedups_within_and_across(queue: Queue, db:
     )
     assert ids[0] == ids[2] and ids[3] == existing
     assert len(set(ids)) == 4
-    assert job_row(db, ids[1])["metadata"] == {"n": 2}
+    assert job_row(db, ids[1])["metadata"]["n"] == 2
     row = job_row(db, ids[4])
     assert (row["user_id"], row["priority"], row["max_attempts"]) == (user, 1, 7)
     count = db.execute("SELECT count(*) FROM notify.queue_jobs").fetchone()
@@ -279,6 +286,9 @@ def test_notify_wakes_listeners_on_due_enqueue_only(
 ) -> None:
     with psycopg.connect(dsn, autocommit=True) as listener:
         listener.execute(f'LISTEN "{queue.channel}"')
+        # Enqueue notifies only while a worker is idle: one whose last claim came back
+        # short (here on the listener's own session).
+        assert Queue(listener).claim(["nothing"], 1) == []
         queue.add("email", {})
         queue.add_many([NewJob("sms"), NewJob("sms"), NewJob("push")])
         queue.add("later", {}, scheduled_for=datetime.now(UTC) + timedelta(hours=1))

@@ -86,8 +86,7 @@ def run_queue_machine(db: Conn, service_db: Conn) -> None:
                 model = self.jobs[job.id]
                 assert model.status == "pending" and model.due
                 model.status, model.token = "processing", job.processing_token
-                model.attempts += 1
-                assert job.attempts == model.attempts
+                assert job.attempts == model.attempts  # earlier attempts only
             return multiple(*[(job.id, job.processing_token) for job in claimed])
 
         def holds(self, lease: tuple[UUID, UUID]) -> bool:
@@ -107,6 +106,7 @@ def run_queue_machine(db: Conn, service_db: Conn) -> None:
             assert queue.fail(lease[0], lease[1], "boom", retry) == expected
             if expected:
                 job = self.jobs[lease[0]]
+                job.attempts += 1
                 if retry and job.attempts < MAX_ATTEMPTS:
                     job.status, job.due, job.token = "pending", False, None
                     # The backoff itself is tested elsewhere; here the retry must stay
@@ -146,12 +146,14 @@ def run_queue_machine(db: Conn, service_db: Conn) -> None:
         def workers_stall(self) -> None:
             db.execute(
                 "UPDATE notify.queue_jobs SET started_at = now() - interval '1 hour', "
-                "heartbeat_at = NULL WHERE status = 'processing'"
+                "updated_at = now() - interval '1 hour', heartbeat_at = NULL "
+                "WHERE status = 'processing'"
             )
             stalled = [j for j in self.jobs.values() if j.status == "processing"]
             assert queue.reset_stalled(timedelta(minutes=5)) == len(stalled)
             for job in stalled:
                 job.token = None
+                job.attempts += 1
                 job.status = "pending" if job.attempts < MAX_ATTEMPTS else "failed"
             self.due_in_creation_order()
 

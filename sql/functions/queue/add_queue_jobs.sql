@@ -2,8 +2,13 @@
 --
 -- p_jobs is a JSON array (at most 1000) of objects with the keys job_type (required),
 -- metadata (object, default {}), user_id, priority (default 10), scheduled_for (default
--- now), dedup_key, max_attempts (default 3). Returns one id per element, in input order.
--- All elements are validated before anything is written (22023 names the element).
+-- now), dedup_key, max_attempts (default 3), limit_key (flow control, set_queue_limit).
+-- Returns one id per element, in input order. All elements are validated before
+-- anything is written (22023 names the element). metadata.correlationId is added (a
+-- new uuid per job: its id) when absent, as in add_queue_job.
+--
+-- Fast path: a batch without dedup keys is one INSERT of pre-generated ids, nothing
+-- to resolve afterwards.
 --
 -- Dedup: one INSERT ... ON CONFLICT DO NOTHING over the partial unique index (the first
 -- element with a key wins within the batch; ON CONFLICT waits for concurrent inserters
@@ -13,7 +18,7 @@
 -- its key. An element whose live job vanished in between (finished, or its inserter
 -- aborted) is inserted again on the next pass; each pass resolves at least the keys
 -- that conflicted with a committed live job, so the loop ends. Wakes idle workers
--- once per distinct due job type (queue_wake_workers).
+-- (queue_wake_workers: a NOTIFY per distinct due job type, only when a worker is idle).
 CREATE FUNCTION @schema@.add_queue_jobs(p_jobs jsonb)
 RETURNS uuid[]
 LANGUAGE plpgsql
@@ -25,13 +30,64 @@ DECLARE
   v_ids uuid[];
   v_new_ids uuid[];
   v_bad record;
+  v_deduped boolean;
+  v_problem boolean;
+  v_types text[];
+  v_hex text;
+  v_prefix text;
   v_allowed_keys constant text[] := ARRAY['user_id', 'job_type', 'metadata', 'priority',
-                                          'scheduled_for', 'dedup_key', 'max_attempts'];
+                                          'scheduled_for', 'dedup_key', 'max_attempts', 'limit_key'];
 BEGIN
   IF p_jobs IS NULL OR jsonb_typeof(p_jobs) <> 'array' THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_jobs: must be a JSON array of job objects';
   END IF;
   PERFORM check_batch_size('p_jobs', jsonb_array_length(p_jobs));
+
+  -- Ids in the column default's time-ordered layout (48-bit milliseconds, version 7,
+  -- random rest), the time prefix computed once per call: generating the default's
+  -- text per row costs more than the insert of the row.
+  v_hex := lpad(to_hex((date_part('epoch', clock_timestamp()) * 1000)::bigint), 12, '0');
+  v_prefix := substr(v_hex, 1, 8) || '-' || substr(v_hex, 9, 4) || '-7';
+
+  -- Fast path, no dedup key in the batch: one INSERT straight from the JSON, nothing to
+  -- resolve, checked as a whole: one scan for non-objects and unknown keys, two
+  -- jsonpath scans (job_type and metadata types), the table's CHECK and NOT NULL
+  -- constraints, and the RETURNING
+  -- rows (job type length, finite time). Any problem undoes the insert (its
+  -- subtransaction) and sends the batch to the checked path below, which names the
+  -- element and raises.
+  IF NOT p_jobs @? '$[*].dedup_key ? (@ != null)'
+     AND NOT EXISTS (SELECT FROM jsonb_array_elements(p_jobs) e
+                     WHERE CASE WHEN jsonb_typeof(e) = 'object' THEN (e - v_allowed_keys) <> '{}'::jsonb
+                                ELSE true END)
+     AND NOT p_jobs @? '$[*].job_type ? (@.type() != "string")'
+     AND NOT p_jobs @? '$[*].metadata ? (@.type() != "object")' THEN
+    v_ids := ARRAY(SELECT overlay(gen_random_uuid()::text PLACING v_prefix FROM 1 FOR 15)::uuid
+                   FROM generate_series(1, jsonb_array_length(p_jobs)));
+    BEGIN
+      WITH inserted AS (
+        INSERT INTO queue_jobs (id, user_id, job_type, metadata, priority, scheduled_for, max_attempts, limit_key)
+        SELECT v_ids[j.ord], j.user_id, j.job_type,
+               CASE WHEN j.metadata ? 'correlationId' THEN j.metadata
+                    ELSE coalesce(j.metadata, '{}') || jsonb_build_object('correlationId', v_ids[j.ord]) END,
+               coalesce(j.priority, 10), coalesce(j.scheduled_for, now()), coalesce(j.max_attempts, 3), j.limit_key
+        FROM jsonb_populate_recordset(NULL::queue_job_input, p_jobs)
+             WITH ORDINALITY AS j(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, limit_key, ord)
+        RETURNING job_type, scheduled_for)
+      SELECT bool_or(NOT isfinite(i.scheduled_for) OR length(i.job_type) > 200),
+             coalesce(array_agg(DISTINCT i.job_type) FILTER (WHERE i.scheduled_for <= now()), '{}')
+      INTO v_problem, v_types
+      FROM inserted i;
+      IF v_problem THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_jobs: an element is out of bounds';
+      END IF;
+      PERFORM queue_wake_workers(v_types);
+      RETURN v_ids;
+    EXCEPTION WHEN data_exception OR check_violation OR not_null_violation THEN
+      NULL;  -- undone; the checked path below finds the element and raises
+    END;
+  END IF;
+
 
   -- The first element with a problem, if any (CASE tests in order, so the key checks
   -- only ever see objects).
@@ -39,7 +95,7 @@ BEGIN
   FROM (
     SELECT e.ord, CASE
              WHEN jsonb_typeof(e.job) <> 'object' THEN 'is not an object'
-             WHEN NOT (SELECT array_agg(k) <@ v_allowed_keys FROM jsonb_object_keys(e.job) k)
+             WHEN (e.job - v_allowed_keys) <> '{}'::jsonb
                THEN 'has unknown keys (allowed: ' || array_to_string(v_allowed_keys, ', ') || ')'
              WHEN jsonb_typeof(e.job -> 'job_type') IS DISTINCT FROM 'string' OR e.job ->> 'job_type' = ''
                THEN 'job_type must be a non-empty string'
@@ -48,6 +104,9 @@ BEGIN
              WHEN jsonb_typeof(e.job -> 'dedup_key') = 'string' AND e.job ->> 'dedup_key' = ''
                THEN 'dedup_key must be NULL or non-empty'
              WHEN length(e.job ->> 'dedup_key') > 500 THEN 'dedup_key must be at most 500 characters'
+             WHEN jsonb_typeof(e.job -> 'limit_key') = 'string' AND e.job ->> 'limit_key' = ''
+               THEN 'limit_key must be NULL or non-empty'
+             WHEN length(e.job ->> 'limit_key') > 200 THEN 'limit_key must be at most 200 characters'
            END AS problem
     FROM jsonb_array_elements(p_jobs) WITH ORDINALITY AS e(job, ord)
   ) checked
@@ -60,45 +119,52 @@ BEGIN
 
   BEGIN
     v_jobs := ARRAY(
-      SELECT ROW(j.user_id, j.job_type, coalesce(j.metadata, '{}'), coalesce(j.priority, 10),
-                 coalesce(j.scheduled_for, now()), j.dedup_key, coalesce(j.max_attempts, 3))::queue_job_input
+      SELECT ROW(j.user_id, j.job_type,
+                 CASE WHEN j.metadata ? 'correlationId' THEN j.metadata
+                      ELSE coalesce(j.metadata, '{}') END,
+                 coalesce(j.priority, 10), coalesce(j.scheduled_for, now()), j.dedup_key,
+                 coalesce(j.max_attempts, 3), j.limit_key)::queue_job_input
       FROM jsonb_populate_recordset(NULL::queue_job_input, p_jobs) WITH ORDINALITY AS j
       ORDER BY j.ordinality);
   EXCEPTION WHEN data_exception THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_jobs: ' || SQLERRM;
   END;
-  SELECT ord INTO v_bad FROM unnest(v_jobs) WITH ORDINALITY AS j(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, ord)
+  SELECT ord INTO v_bad FROM unnest(v_jobs) WITH ORDINALITY AS j(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, limit_key, ord)
   WHERE j.max_attempts < 1 OR NOT isfinite(j.scheduled_for) LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = format('p_jobs: element %s needs max_attempts >= 1 and a finite scheduled_for', v_bad.ord);
   END IF;
+  v_deduped := EXISTS (SELECT FROM unnest(v_jobs) AS j WHERE j.dedup_key IS NOT NULL);
 
-  v_ids := array_fill(NULL::uuid, ARRAY[cardinality(v_jobs)]);
+  v_ids := array_fill(NULL::uuid, ARRAY[cardinality(v_jobs)]);  -- also after the fast path
   LOOP
-    -- Candidate ids for the unresolved elements (same time-ordered layout as the
-    -- column default), so the rows inserted can be told from those that yielded.
+    -- Candidate ids for the unresolved elements, so the rows inserted can be told
+    -- from those that yielded.
     v_new_ids := ARRAY(
-      SELECT CASE WHEN v_ids[o] IS NULL THEN
-               overlay(overlay(replace(gen_random_uuid()::text, '-', '')
-                 PLACING lpad(to_hex(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
-                 FROM 1 FOR 12) PLACING '7' FROM 13 FOR 1)::uuid
-             END
+      SELECT CASE WHEN v_ids[o] IS NULL THEN overlay(gen_random_uuid()::text PLACING v_prefix FROM 1 FOR 15)::uuid END
       FROM generate_series(1, cardinality(v_jobs)) AS o);
 
-    INSERT INTO queue_jobs (id, user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts)
-    SELECT v_new_ids[j.ord], j.user_id, j.job_type, j.metadata, j.priority, j.scheduled_for, j.dedup_key, j.max_attempts
-    FROM unnest(v_jobs) WITH ORDINALITY AS j(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, ord)
+    INSERT INTO queue_jobs (id, user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, limit_key)
+    SELECT v_new_ids[j.ord], j.user_id, j.job_type,
+           CASE WHEN j.metadata ? 'correlationId' THEN j.metadata
+                ELSE j.metadata || jsonb_build_object('correlationId', v_new_ids[j.ord]) END,
+           j.priority, j.scheduled_for, j.dedup_key, j.max_attempts, j.limit_key
+    FROM unnest(v_jobs) WITH ORDINALITY AS j(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, limit_key, ord)
     WHERE v_ids[j.ord] IS NULL
     ORDER BY j.dedup_key, j.ord
     ON CONFLICT (dedup_key) WHERE status IN ('pending', 'processing') AND dedup_key IS NOT NULL
     DO NOTHING;
+    IF NOT v_deduped THEN
+      v_ids := v_new_ids;  -- no key, no conflict: every row went in
+      EXIT;
+    END IF;
 
     -- An element yielded to a conflict when its candidate id is absent: it resolves to
     -- the live job holding its key (visible now: ON CONFLICT waited for its inserter).
     SELECT array_agg(coalesce(v_ids[o.ord], mine.id, live.id) ORDER BY o.ord)
     INTO v_ids
-    FROM unnest(v_jobs) WITH ORDINALITY AS o(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, ord)
+    FROM unnest(v_jobs) WITH ORDINALITY AS o(user_id, job_type, metadata, priority, scheduled_for, dedup_key, max_attempts, limit_key, ord)
     LEFT JOIN queue_jobs mine ON mine.id = v_new_ids[o.ord]
     LEFT JOIN queue_jobs live
       ON mine.id IS NULL AND v_ids[o.ord] IS NULL

@@ -1,10 +1,10 @@
--- claim_pending_jobs: hands each due job to at most one worker.
+-- claim_pending_jobs: hands each due job to at most one worker, within flow control.
 --
 -- Why it is safe and bounded:
--- * The ids are picked into an array by one SELECT ... ORDER BY ... LIMIT p_batch_size
---   FOR UPDATE SKIP LOCKED, and the UPDATE touches exactly `id = ANY (that array)`. The
---   array is computed once, so a batch can never exceed p_batch_size (an
---   `id IN (SELECT ... LIMIT n)` subquery may be re-executed by a nested loop and
+-- * Rows are picked into an array by SELECTs with LIMIT and FOR UPDATE SKIP LOCKED, and
+--   the UPDATE touches exactly `id = ANY (that array)` after cutting it to
+--   p_batch_size. The array is computed once, so a batch can never exceed p_batch_size
+--   (an `id IN (SELECT ... LIMIT n)` subquery may be re-executed by a nested loop and
 --   claim more).
 -- * SKIP LOCKED: concurrent claimers take disjoint rows without waiting on each other.
 --   FOR UPDATE re-checks the WHERE clause on the newest row version before locking it,
@@ -12,6 +12,20 @@
 -- * Each claim writes a fresh processing_token: complete / fail / heartbeat succeed only
 --   with it, so a worker whose job was reset as stalled and re-claimed is fenced out.
 -- * Only due jobs (scheduled_for <= now()) in order of priority, then scheduled_for.
+-- * attempts is not touched: on the claimed row it counts the earlier attempts (an
+--   attempt that fails adds one, in fail_queue_jobs or reset_stalled_jobs).
+--
+-- Flow control (limit keys, set_queue_limit). Jobs without a limit key are claimed by
+-- exactly the old statement, over their own partial index; while no keyed job is
+-- pending, that statement and one empty-index probe are all a claim costs. Otherwise
+-- queue_claim_keyed picks the batch: keys served in turn, each key's token bucket and
+-- concurrency cap enforced under a lock of its queue_limits row (see there).
+--
+-- Idle workers: a claim that does not fill its batch marks the session idle (enqueue
+-- then sends a NOTIFY) and claims once more, so no job committed meanwhile goes
+-- unannounced; a full claim marks it busy (queue_worker_idle). A claim that finds
+-- nothing because every due job is held back by its key's limit: next_limited_start
+-- says when the first of them may start.
 --
 -- Plan pinned: this runs thousands of times a second, so its plans are generic and
 -- cached (force_generic_plan: no re-planning per call), and sequential and bitmap scans
@@ -35,7 +49,11 @@ SET enable_seqscan = off
 SET enable_bitmapscan = off
 AS $$
 DECLARE
-  v_ids uuid[];
+  v_ids uuid[] := '{}'::uuid[];
+  v_starts timestamptz[] := '{}'::timestamptz[];
+  v_more uuid[];
+  v_more_starts timestamptz[];
+  v_pass integer := 0;
 BEGIN
   IF p_job_types IS NULL OR cardinality(p_job_types) = 0 OR array_position(p_job_types, NULL) IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
@@ -46,15 +64,35 @@ BEGIN
       MESSAGE = format('p_batch_size: must be between 1 and 1000, got %s', coalesce(p_batch_size::text, 'NULL'));
   END IF;
 
-  v_ids := ARRAY(
-    SELECT j.id
-    FROM queue_jobs j
-    WHERE j.status = 'pending'
-      AND j.scheduled_for <= now()
-      AND j.job_type = ANY (p_job_types)
-    ORDER BY j.priority, j.scheduled_for
-    LIMIT p_batch_size
-    FOR UPDATE SKIP LOCKED);
+  LOOP
+    v_pass := v_pass + 1;
+    -- Any keyed job pending? One probe of a partial index that is empty then.
+    PERFORM FROM queue_jobs j WHERE j.status = 'pending' AND j.limit_key IS NOT NULL LIMIT 1;
+    IF NOT FOUND THEN
+      v_more := ARRAY(
+        SELECT j.id
+        FROM queue_jobs j
+        WHERE j.status = 'pending'
+          AND j.limit_key IS NULL
+          AND j.scheduled_for <= now()
+          AND j.job_type = ANY (p_job_types)
+          AND j.id <> ALL (v_ids)
+        ORDER BY j.priority, j.scheduled_for
+        LIMIT p_batch_size - cardinality(v_ids)
+        FOR UPDATE SKIP LOCKED);
+      v_more_starts := array_fill(now(), ARRAY[cardinality(v_more)]);
+    ELSE
+      SELECT k.ids, k.starts INTO v_more, v_more_starts
+      FROM queue_claim_keyed(p_job_types, p_batch_size - cardinality(v_ids), v_ids) k;
+    END IF;
+    v_ids := v_ids || v_more;
+    v_starts := v_starts || v_more_starts;
+    -- Idle bookkeeping, one current_setting() on the busy path.
+    EXIT WHEN v_pass = 2
+      OR (cardinality(v_ids) < p_batch_size)
+         = (coalesce(current_setting('notify_sql.idle_@schema@', true), '') = 'on')
+      OR NOT queue_worker_idle(cardinality(v_ids) < p_batch_size);
+  END LOOP;
   IF cardinality(v_ids) = 0 THEN
     RETURN;
   END IF;
@@ -64,11 +102,11 @@ BEGIN
     UPDATE queue_jobs j
     SET status = 'processing',
         processing_token = gen_random_uuid(),
-        started_at = now(),
+        started_at = s.started_at,
         heartbeat_at = NULL,
-        attempts = j.attempts + 1,
         updated_at = now()
-    WHERE j.id = ANY (v_ids)
+    FROM unnest(v_ids, v_starts) AS s(id, started_at)
+    WHERE j.id = s.id
     RETURNING j.*
   )
   SELECT c.id, c.queue_job_id, c.user_id, c.job_type, c.metadata, c.status, c.priority,
@@ -80,6 +118,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION @schema@.claim_pending_jobs(text[], integer) IS
-  'Claims at most p_batch_size due pending jobs of the given types (priority, then scheduled_for), each with a fresh processing_token. 22023 on an empty type list or a batch size outside 1..1000.';
+  'Claims at most p_batch_size due pending jobs of the given types (priority, then scheduled_for; keys of equal priority in turn; never beyond a key''s rate, burst, concurrency cap or pause), each with a fresh processing_token; attempts on the returned rows counts the earlier attempts. 22023 on an empty type list or a batch size outside 1..1000.';
 
 GRANT EXECUTE ON FUNCTION @schema@.claim_pending_jobs(text[], integer) TO service_role;

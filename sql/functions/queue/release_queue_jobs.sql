@@ -1,8 +1,8 @@
 -- release_queue_jobs: hands claimed but unstarted jobs back to the queue.
 --
 -- For a worker shutting down gracefully: each (id, token) pair still held goes back to
--- `pending` at its original scheduled_for, token cleared, and the attempt the claim
--- counted is given back (the job never ran). Fenced like complete_queue_jobs: a stale
+-- `pending` at its original scheduled_for, token cleared; attempts is unchanged (it
+-- counts failed attempts, and the job never ran). Fenced like complete_queue_jobs: a stale
 -- pair changes nothing. Returns the ids released.
 --
 -- Plan pinned: hot path, so plans are generic and cached (force_generic_plan), with
@@ -23,7 +23,7 @@ BEGIN
   WITH released AS (
     UPDATE queue_jobs j
     SET status = 'pending', processing_token = NULL, started_at = NULL, heartbeat_at = NULL,
-        attempts = greatest(j.attempts - 1, 0), updated_at = now()
+        updated_at = now()
     FROM unnest(p_job_ids, p_processing_tokens) AS r(id, token)
     WHERE j.id = r.id AND j.status = 'processing' AND j.processing_token = r.token
     RETURNING j.id

@@ -1,0 +1,419 @@
+"""Flow-control and enqueue benchmark (issue 16): ratios to baselines measured in the same run.
+
+    .venv/bin/python -m bench.bench_flow            # full run (about ten minutes)
+    .venv/bin/python -m bench.bench_flow --quick    # smoke run
+    .venv/bin/python -m bench.bench_flow --base 70742a7   # the "today" install to compare with
+
+One throwaway PostgreSQL, pgbench from the server's bindir (``-M prepared``, 4 clients),
+so client costs are the same on both sides of every ratio. Each measurement is run
+between two runs of its baseline and divided by their mean, in several rounds; the
+median ratio is reported.
+
+1. Claim with no limits, against today: two databases on the server, one installed
+   from the sql/ tree of ``--base`` (git archive), one from this tree. Drain loop:
+   claim_pending_jobs (batch 1 and 10), then complete_queue_jobs, two commits.
+2. Claim with limited keys: the same loop over jobs spread across 1, 100 and 10,000
+   keys, each key limited (a rate high enough never to hold a job back, so the cost
+   measured is the machinery's), as a ratio to unkeyed jobs in the same database; at
+   two backlog sizes, to show how the cost grows with keys and backlog.
+3. Beside throttled keys: unkeyed jobs drained while 1, 100 or 10,000 keys have due
+   jobs held back by their rate (the cost of passing them over), as a ratio to a
+   queue without keyed jobs.
+4. Enqueue: add_queue_job against the seed's add_queue_job (a plain INSERT ...
+   RETURNING in a PL/pgSQL function, no NOTIFY, no checks: BASELINE_SEED below), with
+   and without a limit key, and with an idle worker present (so the NOTIFY is sent);
+   add_queue_jobs (1,000 per call) against graphile-worker's add_jobs approach (one
+   set-based INSERT from jsonb_to_recordset plus one NOTIFY: BASELINE_BULK below,
+   written for this benchmark).
+Jobs/s of the drains are counted from the rows completed during a timed pgbench run
+(``-T``), since a claim may come back short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from notify_sql.migrator import migrate
+from notify_sql.throwaway import SUPERUSER, ThrowawayPostgres, find_bindir, throwaway_postgres
+
+SCHEMA = "notify"
+CLIENTS = 4
+REPO = Path(__file__).resolve().parent.parent
+
+# The seed platform's add_queue_job, reduced to its cost: one INSERT ... RETURNING.
+BASELINE_SEED = """
+CREATE SCHEMA bench;
+CREATE FUNCTION bench.seed_add_queue_job(p_user_id uuid, p_job_type text, p_metadata jsonb,
+  p_priority integer DEFAULT 10, p_scheduled_for timestamptz DEFAULT now(),
+  p_dedup_key text DEFAULT NULL) RETURNS uuid LANGUAGE plpgsql AS $$
+DECLARE v_id uuid;
+BEGIN
+  INSERT INTO notify.queue_jobs (user_id, job_type, metadata, priority, scheduled_for, dedup_key)
+  VALUES (p_user_id, p_job_type, p_metadata, p_priority, p_scheduled_for, p_dedup_key)
+  RETURNING id INTO v_id;
+  RETURN v_id;
+END $$;
+"""
+
+# graphile-worker's add_jobs approach, approximated: one INSERT of the whole batch read
+# with jsonb_to_recordset, ids returned as an array, one NOTIFY per call.
+BASELINE_BULK = """
+CREATE FUNCTION bench.bulk_add_jobs(p_jobs jsonb) RETURNS uuid[] LANGUAGE plpgsql AS $$
+DECLARE v_ids uuid[];
+BEGIN
+  WITH inserted AS (
+    INSERT INTO notify.queue_jobs (job_type, metadata, priority, scheduled_for, max_attempts)
+    SELECT s.job_type, coalesce(s.metadata, '{}'), coalesce(s.priority, 10),
+           coalesce(s.scheduled_for, now()), coalesce(s.max_attempts, 3)
+    FROM jsonb_to_recordset(p_jobs) AS s(job_type text, metadata jsonb, priority integer,
+                                         scheduled_for timestamptz, max_attempts integer)
+    RETURNING id)
+  SELECT array_agg(id) INTO v_ids FROM inserted;
+  PERFORM pg_notify('jobs:insert', '');
+  RETURN v_ids;
+END $$;
+"""
+
+DRAIN = """
+SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(processing_token), '{}') AS tokens
+FROM notify.claim_pending_jobs('{bench}', %d) \\gset
+SELECT notify.complete_queue_jobs(:ids, :tokens);
+"""
+
+BULK = 1000
+ENQUEUE = {
+    "seed add_queue_job (baseline)": (
+        "SELECT bench.seed_add_queue_job(NULL, 'bench', '{}'::jsonb);\n"
+    ),
+    "add_queue_job": "SELECT notify.add_queue_job(NULL, 'bench', '{}'::jsonb);\n",
+    "add_queue_job with p_limit_key": (
+        "SELECT notify.add_queue_job(NULL, 'bench', '{}'::jsonb, p_limit_key => 'tenant:42');\n"
+    ),
+}
+BULK_JOBS = [{"job_type": "bench", "metadata": {"n": n}} for n in range(BULK)]
+BULK_KEYED = [{**job, "limit_key": f"tenant:{n % 10}"} for n, job in enumerate(BULK_JOBS)]
+ENQUEUE_BULK = {
+    "graphile-style add_jobs (baseline)": (
+        f"SELECT bench.bulk_add_jobs('{json.dumps(BULK_JOBS)}');\n"
+    ),
+    "add_queue_jobs": f"SELECT notify.add_queue_jobs('{json.dumps(BULK_JOBS)}');\n",
+    "add_queue_jobs with limit_key": f"SELECT notify.add_queue_jobs('{json.dumps(BULK_KEYED)}');\n",
+}
+
+
+@dataclass(frozen=True)
+class Scale:
+    seconds: int  # per timed drain run
+    rounds: int
+    backlogs: tuple[int, ...]
+    single_calls: int  # add_queue_job calls per client per run
+    bulk_calls: int  # add_queue_jobs calls per client per run
+
+
+FULL = Scale(seconds=3, rounds=3, backlogs=(50_000, 200_000), single_calls=3000, bulk_calls=8)
+QUICK = Scale(seconds=1, rounds=1, backlogs=(20_000,), single_calls=300, bulk_calls=2)
+KEYS = (1, 100, 10_000)
+
+
+class Bench:
+    def __init__(self, server: ThrowawayPostgres, scale: Scale, workdir: Path) -> None:
+        self.server, self.scale, self.workdir = server, scale, workdir
+        self.pgbench_path = str(find_bindir() / "pgbench")
+
+    def run_pgbench(self, database: str, script: str, *limit: str) -> str:
+        path = self.workdir / "script.sql"
+        path.write_text(script)
+        command = [
+            self.pgbench_path, "-n", "-M", "prepared", "-f", str(path), "-c", str(CLIENTS),
+            "-j", str(CLIENTS), *limit,
+            "-h", self.server.host, "-p", str(self.server.port), "-U", SUPERUSER, database,
+        ]  # fmt: skip
+        result = subprocess.run(command, check=False, capture_output=True, text=True)
+        failed = re.search(r"number of failed transactions: (\d+)", result.stdout)
+        if result.returncode != 0 or (failed and int(failed.group(1))):
+            raise RuntimeError(f"pgbench failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def drain_rate(self, database: str, batch: int) -> float:
+        """Jobs completed per second during one timed run."""
+        with psycopg.connect(self.server.dsn(database), autocommit=True) as conn:
+            before = _count(
+                conn, "SELECT count(*) FROM notify.queue_jobs WHERE status = 'completed'"
+            )
+            start = time.perf_counter()
+            self.run_pgbench(database, DRAIN % batch, "-T", str(self.scale.seconds))
+            elapsed = time.perf_counter() - start
+            after = _count(
+                conn, "SELECT count(*) FROM notify.queue_jobs WHERE status = 'completed'"
+            )
+        return (after - before) / elapsed
+
+    def enqueue_rate(self, database: str, script: str, calls: int, per_call: int) -> float:
+        output = self.run_pgbench(database, script, "-t", str(calls))
+        match = re.search(r"^tps = ([0-9.]+)", output, re.MULTILINE)
+        assert match, output
+        return float(match.group(1)) * per_call
+
+
+def _count(conn: psycopg.Connection[Any], query: str) -> int:
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def fill(dsn: str, jobs: int, keys: int = 0, limited: bool = True) -> None:
+    """Replaces the queue: `jobs` due jobs, spread over `keys` limit keys (0: unkeyed),
+    every key limited far above what the drain reaches when `limited`."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE notify.queue_jobs")
+        if _has_limits(conn):
+            conn.execute("TRUNCATE notify.queue_limits")
+        key = "CASE WHEN %(keys)s > 0 THEN 'key:' || (g %% %(keys)s) END" if keys else "NULL"
+        conn.execute(
+            "INSERT INTO notify.queue_jobs (job_type, scheduled_for"
+            + (", limit_key" if keys else "")
+            + ") SELECT 'bench', now() - interval '1 hour' + g * interval '1 microsecond'"
+            + (f", {key}" if keys else "")
+            + " FROM generate_series(1, %(jobs)s) g",
+            {"jobs": jobs, "keys": keys},
+        )
+        if keys and limited:
+            conn.execute(
+                "SELECT notify.set_queue_limit('key:' || k, 1000000, NULL, 1000000) "
+                "FROM generate_series(0, %s - 1) k",
+                (keys,),
+            )
+        conn.execute("VACUUM ANALYZE notify.queue_jobs")
+
+
+def _has_limits(conn: psycopg.Connection[Any]) -> bool:
+    return conn.execute("SELECT to_regclass('notify.queue_limits') IS NOT NULL").fetchone() == (
+        True,
+    )
+
+
+def median_ratio(
+    rounds: int, measure: Callable[[], float], baseline: Callable[[], float]
+) -> tuple[float, float, float]:
+    """(median rate, median baseline, median ratio), each rate over the mean of the two
+    baseline runs around it."""
+    rates, bases, ratios = [], [], []
+    for _ in range(rounds):
+        before = baseline()
+        rate = measure()
+        after = baseline()
+        rates.append(rate)
+        bases += [before, after]
+        ratios.append(rate / ((before + after) / 2))
+    return statistics.median(rates), statistics.median(bases), statistics.median(ratios)
+
+
+def compare_today(bench: Bench, out: Callable[[str], None]) -> None:
+    out(f"### Claim with no limits: this tree vs `--base`, jobs/s, {CLIENTS} clients")
+    out("")
+    out("| batch | base jobs/s | this tree jobs/s | ratio |")
+    out("| ---: | ---: | ---: | ---: |")
+    backlog = bench.scale.backlogs[0]
+    for batch in (1, 10):
+
+        def run(database: str, batch: int = batch) -> float:
+            fill(bench.server.dsn(database), backlog)
+            return bench.drain_rate(database, batch)
+
+        rate, base, ratio = median_ratio(
+            bench.scale.rounds, lambda: run("flow_now"), lambda: run("flow_base")
+        )
+        out(f"| {batch} | {base:,.0f} | {rate:,.0f} | {ratio:.2f}x |")
+
+
+def compare_keys(bench: Bench, out: Callable[[str], None]) -> None:
+    out("")
+    out(
+        "### Claim with limited keys: jobs/s as a ratio to unkeyed jobs, "
+        f"batch 10, {CLIENTS} clients"
+    )
+    out("")
+    out("Every key limited at 1,000,000/s (never holding a job back): the cost of the machinery.")
+    out("")
+    out("| backlog | unkeyed jobs/s | " + " | ".join(f"{k:,} keys" for k in KEYS) + " |")
+    out("| ---: | ---: | " + " | ".join("---:" for _ in KEYS) + " |")
+    dsn = bench.server.dsn("flow_now")
+    for backlog in bench.scale.backlogs:
+        cells = []
+        base_rates = []
+        for keys in KEYS:
+
+            def keyed(keys: int = keys, backlog: int = backlog) -> float:
+                fill(dsn, backlog, keys)
+                return bench.drain_rate("flow_now", 10)
+
+            def unkeyed(backlog: int = backlog) -> float:
+                fill(dsn, backlog)
+                return bench.drain_rate("flow_now", 10)
+
+            rate, base, ratio = median_ratio(bench.scale.rounds, keyed, unkeyed)
+            base_rates.append(base)
+            cells.append(f"{rate:,.0f} ({ratio:.2f}x)")
+        out(f"| {backlog:,} | {statistics.median(base_rates):,.0f} | " + " | ".join(cells) + " |")
+
+
+def compare_throttled(bench: Bench, out: Callable[[str], None]) -> None:
+    out("")
+    out(
+        "### Beside throttled keys: unkeyed jobs/s while K keys are held back by their "
+        "rate, as a ratio to no keyed jobs (batch 10)"
+    )
+    out("")
+    out("| throttled keys | ratio |")
+    out("| ---: | ---: |")
+    dsn = bench.server.dsn("flow_now")
+    backlog = bench.scale.backlogs[0]
+    for keys in (1, 100, 10_000):
+
+        def beside(keys: int = keys) -> float:
+            fill(dsn, backlog)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO notify.queue_jobs (job_type, limit_key, scheduled_for) "
+                    "SELECT 'bench', 'held:' || k, now() - interval '2 hours' "
+                    "FROM generate_series(1, %s) k, generate_series(1, 3)",
+                    (keys,),
+                )
+                conn.execute(  # one token each, refilled once in ~11 days
+                    "SELECT notify.set_queue_limit('held:' || k, 0.000001, NULL, 0) "
+                    "FROM generate_series(1, %s) k",
+                    (keys,),
+                )
+                conn.execute("UPDATE notify.queue_limits SET tokens = 0")
+                conn.execute("VACUUM ANALYZE notify.queue_jobs")
+            return bench.drain_rate("flow_now", 10)
+
+        def alone() -> float:
+            fill(dsn, backlog)
+            return bench.drain_rate("flow_now", 10)
+
+        _, _, ratio = median_ratio(bench.scale.rounds, beside, alone)
+        out(f"| {keys:,} | {ratio:.2f}x |")
+
+
+@contextmanager
+def idle_worker(dsn: str) -> Iterator[None]:
+    """A worker whose last claim came back empty (so enqueue NOTIFYs), listening."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute('LISTEN "notify.queue_jobs"')
+        conn.execute("SELECT * FROM notify.claim_pending_jobs('{nothing}', 1)")
+        yield
+
+
+def compare_enqueue(bench: Bench, out: Callable[[str], None]) -> None:
+    out("")
+    out(f"### Enqueue, jobs/s, {CLIENTS} clients (ratio to the baseline of its table)")
+    out("")
+    out("| path | jobs/s | ratio |")
+    out("| --- | ---: | ---: |")
+    dsn = bench.server.dsn("flow_now")
+    scale = bench.scale
+
+    def single(script: str) -> Callable[[], float]:
+        def run() -> float:
+            fill(dsn, 0)
+            return bench.enqueue_rate("flow_now", script, scale.single_calls, 1)
+
+        return run
+
+    def bulk(script: str) -> Callable[[], float]:
+        def run() -> float:
+            fill(dsn, 0)
+            return bench.enqueue_rate("flow_now", script, scale.bulk_calls, BULK)
+
+        return run
+
+    for table, baseline_name in ((ENQUEUE, "seed add_queue_job (baseline)"),
+                                 (ENQUEUE_BULK, "graphile-style add_jobs (baseline)")):  # fmt: skip
+        runner = single if table is ENQUEUE else bulk
+        baseline = runner(table[baseline_name])
+        rows = [(name, runner(script)) for name, script in table.items() if name != baseline_name]
+        if table is ENQUEUE:
+            first = table["add_queue_job"]
+
+            def notifying(first: str = first, runner: Callable[[str], Any] = runner) -> float:
+                with idle_worker(dsn):
+                    return float(runner(first)())
+
+            rows.append(("add_queue_job, a worker idle (NOTIFY sent)", notifying))
+        base_rates = []
+        for name, measure in rows:
+            rate, base, ratio = median_ratio(scale.rounds, measure, baseline)
+            base_rates.append(base)
+            out(f"| {name} | {rate:,.0f} | {ratio:.2f}x |")
+        out(f"| {baseline_name} | {statistics.median(base_rates):,.0f} | 1.00x |")
+
+
+def install_base(server: ThrowawayPostgres, base: str, workdir: Path) -> None:
+    """Installs the sql/ tree of commit `base` into database flow_base."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", base, "sql"], check=True, capture_output=True
+    ).stdout
+    root = workdir / "base"
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(root, filter="data")
+    create_database(server, "flow_base", root / "sql")
+
+
+def create_database(server: ThrowawayPostgres, name: str, root: Path | None = None) -> None:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    migrate(server.dsn(name), SCHEMA, root=root)
+
+
+def run(scale: Scale, base: str, only: list[str] | None = None) -> None:
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    with throwaway_postgres() as server, tempfile.TemporaryDirectory() as workdir:
+        create_database(server, "flow_now")
+        install_base(server, base, Path(workdir))
+        with psycopg.connect(server.dsn("flow_now"), autocommit=True) as conn:
+            conn.execute(BASELINE_SEED)
+            conn.execute(BASELINE_BULK)
+        bench = Bench(server, scale, Path(workdir))
+        out(f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, base {base}, "
+            f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+        out("")
+        parts = {"today": compare_today, "keys": compare_keys,
+                 "throttled": compare_throttled, "enqueue": compare_enqueue}  # fmt: skip
+        for name in only or list(parts):
+            parts[name](bench, out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser.add_argument("--base", default="70742a7", help="commit whose install is 'today'")
+    parser.add_argument(
+        "--part", action="append", choices=["today", "keys", "throttled", "enqueue"],
+        help="run only this part (repeatable)",
+    )  # fmt: skip
+    args = parser.parse_args()
+    run(QUICK if args.quick else FULL, args.base, args.part)
+
+
+if __name__ == "__main__":
+    main()
