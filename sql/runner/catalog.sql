@@ -20,7 +20,9 @@ relations AS (
     AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'i', 'I', 'c')
 ),
 objects (kind, identity, owner, acl, definition) AS (
-  SELECT 'schema', i.nspname, i.nspowner, n.nspacl,
+  -- identity is text from the first branch on: as `name` it would cut every identity at
+  -- 63 bytes, and on PostgreSQL 18 a column's CHECK and NOT NULL constraints would collide.
+  SELECT 'schema', i.nspname::text, i.nspowner, n.nspacl,
          jsonb_build_object('comment', obj_description(i.nsp, 'pg_namespace'))
   FROM install i JOIN pg_namespace n ON n.oid = i.nsp
   UNION ALL
