@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from time import monotonic
@@ -35,8 +35,11 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from notify_sql.queue import ClaimedJob, JsonObject, Queue, wake_channel
-from notify_sql.rpc import DEFAULT_SCHEMA
+from notify_sql.rpc import DEFAULT_SCHEMA, wake_channel
+from notify_sql.wrappers import Queue
+from notify_sql.wrappers.queue import ClaimPendingJobsRow as ClaimedJob
+
+JsonObject = Mapping[str, Any]
 
 Handler = Callable[[ClaimedJob], JsonObject | None]
 log = logging.getLogger(__name__)
@@ -93,7 +96,7 @@ class Worker:
         ):
             queue = Queue(conn, self.schema)
             while not self._stopping.is_set():
-                jobs = queue.claim(self.job_types, self.batch_size)
+                jobs = queue.claim_pending_jobs(self.job_types, batch_size=self.batch_size)
                 if jobs:
                     self._work(queue, jobs)
                 if len(jobs) < self.batch_size:
@@ -102,7 +105,7 @@ class Worker:
 
     def _work(self, queue: Queue, jobs: list[ClaimedJob]) -> None:
         with self._held_lock:
-            self._held.update({job.id: job.processing_token for job in jobs})
+            self._held.update({job.id: job.processing_token for job in jobs})  # type: ignore[misc]
         done: list[tuple[ClaimedJob, JsonObject | None]] = []
         failed: list[tuple[ClaimedJob, str]] = []
         unstarted: list[ClaimedJob] = []
@@ -116,29 +119,29 @@ class Worker:
                 log.warning("job %s (%s) failed: %r", job.id, job.job_type, error)
                 failed.append((job, f"{type(error).__name__}: {error}"))
         if done:
-            completed = queue.complete_many(
+            completed = queue.complete_queue_jobs(
                 [job.id for job, _ in done],
                 [job.processing_token for job, _ in done],
-                [result for _, result in done],
+                results=[result for _, result in done],
             )
-            self.stats.completed += len(completed)
-            self.stats.fenced += len(done) - len(completed)
+            self.stats.completed += len(completed or [])
+            self.stats.fenced += len(done) - len(completed or [])
         if failed:
-            changed = queue.fail_many(
+            changed = queue.fail_queue_jobs(
                 [job.id for job, _ in failed],
                 [job.processing_token for job, _ in failed],
                 [message for _, message in failed],
             )
-            self.stats.failed += len(changed)
-            self.stats.fenced += len(failed) - len(changed)
+            self.stats.failed += len(changed or [])
+            self.stats.fenced += len(failed) - len(changed or [])
         if unstarted:
-            released = queue.release_many(
+            released = queue.release_queue_jobs(
                 [job.id for job in unstarted], [job.processing_token for job in unstarted]
             )
-            self.stats.released += len(released)
+            self.stats.released += len(released or [])
         with self._held_lock:
             for job in jobs:
-                self._held.pop(job.id, None)
+                self._held.pop(job.id, None)  # type: ignore[arg-type]
 
     def _wait(self, listener: psycopg.Connection[Any] | None) -> None:
         """Sleeps until a due job of ours is announced, the poll interval passes, or a
@@ -181,7 +184,7 @@ class Worker:
                             conn = psycopg.connect(self.dsn, autocommit=True)
                         queue = Queue(conn, self.schema)
                         for job_id, token in held:
-                            if not queue.heartbeat(job_id, token):
+                            if not queue.heartbeat_queue_job(job_id, token):
                                 log.warning("job %s is no longer ours (reset or cancelled)", job_id)
                     except psycopg.OperationalError as error:
                         log.warning("heartbeat failed, retrying at the next beat: %s", error)
