@@ -42,7 +42,8 @@ def test_new_groups_and_unknown_types(db: psycopg.Connection[Any]) -> None:
     assert set(files) == {"__init__.py", "operate.py"}
     module = files["operate.py"]
     assert "class Operate(SyncRpc):" in module and "class AsyncOperate(AsyncRpc):" in module
-    assert "        label: Any,\n        span: Any,\n        *,\n        class_: int | Omit" in module
+    arguments = "        label: Any,\n        span: Any,\n        *,\n        class_: int | Omit"
+    assert arguments in module
     assert '"label": Parameter("p_label", None)' in module
     assert "    label: str | None\n    span: Any\n" in module
     assert "-> list[MakeThingsRow]:" in module
