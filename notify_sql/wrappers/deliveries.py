@@ -174,8 +174,8 @@ class Deliveries(SyncRpc):
         correlation_id: str | None,
     ) -> list[GetNotificationTraceRow]:
         """Everything recorded under one correlation id (event, deliveries, queue jobs,
-        provider callbacks, logs) in time order. Read-only; raises 22023 on a NULL or empty
-        id.
+        provider callbacks, logs) in time order. Read-only; raises 22023 on a NULL, empty or
+        over-long (200) id.
         """
         args: dict[str, object] = {
             "correlation_id": correlation_id,
@@ -195,7 +195,8 @@ class Deliveries(SyncRpc):
         phone_number: str | Omit | None = OMIT,
     ) -> bool | None:
         """Marks a user opted out of a channel (idempotent; first time and reason kept); true
-        when this call opted them out. Raises 22023 on a NULL user or unknown channel.
+        when this call opted them out. Raises 22023 on a NULL user, an unknown channel, a
+        reason over 1024 or a phone number over 32 characters.
         """
         args: dict[str, object] = {
             "user_id": user_id,
@@ -246,7 +247,7 @@ class Deliveries(SyncRpc):
     ) -> str | None:
         """Counts a click on an SMS short link, marks its delivery clicked (and opened) without
         ever moving it down, logs it, and returns the target URL; NULL for an unknown code.
-        Raises 22023 on a NULL code or a NULL or infinite time.
+        Raises 22023 on a NULL or over-long (32) code or a NULL or infinite time.
         """
         args: dict[str, object] = {
             "short_code": short_code,
@@ -352,8 +353,8 @@ class AsyncDeliveries(AsyncRpc):
         correlation_id: str | None,
     ) -> list[GetNotificationTraceRow]:
         """Everything recorded under one correlation id (event, deliveries, queue jobs,
-        provider callbacks, logs) in time order. Read-only; raises 22023 on a NULL or empty
-        id.
+        provider callbacks, logs) in time order. Read-only; raises 22023 on a NULL, empty or
+        over-long (200) id.
         """
         args: dict[str, object] = {
             "correlation_id": correlation_id,
@@ -373,7 +374,8 @@ class AsyncDeliveries(AsyncRpc):
         phone_number: str | Omit | None = OMIT,
     ) -> bool | None:
         """Marks a user opted out of a channel (idempotent; first time and reason kept); true
-        when this call opted them out. Raises 22023 on a NULL user or unknown channel.
+        when this call opted them out. Raises 22023 on a NULL user, an unknown channel, a
+        reason over 1024 or a phone number over 32 characters.
         """
         args: dict[str, object] = {
             "user_id": user_id,
@@ -424,7 +426,7 @@ class AsyncDeliveries(AsyncRpc):
     ) -> str | None:
         """Counts a click on an SMS short link, marks its delivery clicked (and opened) without
         ever moving it down, logs it, and returns the target URL; NULL for an unknown code.
-        Raises 22023 on a NULL code or a NULL or infinite time.
+        Raises 22023 on a NULL or over-long (32) code or a NULL or infinite time.
         """
         args: dict[str, object] = {
             "short_code": short_code,

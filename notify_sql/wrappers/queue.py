@@ -289,7 +289,7 @@ class Queue(SyncRpc):
     ) -> bool | None:
         """Cancels a pending job (or a processing one when p_allow_processing), storing
         p_reason in error_message; false when the job is absent, finished, or processing
-        without permission. 22023 on a NULL id or empty reason.
+        without permission. 22023 on a NULL id or an empty or over-long (1024) reason.
         """
         args: dict[str, object] = {
             "job_id": job_id,
@@ -314,8 +314,8 @@ class Queue(SyncRpc):
     ) -> list[CancelJobsAtomicRow]:
         """Cancels, in one statement, the user's jobs of p_job_type whose status is in
         p_allowed_statuses and whose metadata contains p_metadata_filter; returns them.
-        22023 on a NULL user, empty type, non-object filter, or statuses outside
-        {pending,processing}.
+        22023 on a NULL user, empty or over-long (200) type, non-object or over-64-KiB
+        filter, or statuses outside {pending,processing}.
         """
         args: dict[str, object] = {
             "user_id": user_id,
@@ -357,7 +357,7 @@ class Queue(SyncRpc):
         processing_token: UUID | Omit | None = OMIT,
     ) -> bool | None:
         """Completes a processing job if p_processing_token is its current token; false (no
-        change) otherwise. 22023 on a NULL id or token.
+        change) otherwise. 22023 on a NULL id or token, or a result over 1 MiB.
         """
         args: dict[str, object] = {
             "job_id": job_id,
@@ -380,7 +380,8 @@ class Queue(SyncRpc):
         results: Sequence[Any] | Omit | None = OMIT,
     ) -> list[UUID] | None:
         """Completes each (id, token) pair whose token is still current; returns the ids
-        completed. 22023 on NULLs, mismatched lengths or more than 1000 jobs.
+        completed. 22023 on NULLs, mismatched lengths, more than 1000 jobs or a result over
+        1 MiB.
         """
         args: dict[str, object] = {
             "job_ids": job_ids,
@@ -629,7 +630,7 @@ class AsyncQueue(AsyncRpc):
     ) -> bool | None:
         """Cancels a pending job (or a processing one when p_allow_processing), storing
         p_reason in error_message; false when the job is absent, finished, or processing
-        without permission. 22023 on a NULL id or empty reason.
+        without permission. 22023 on a NULL id or an empty or over-long (1024) reason.
         """
         args: dict[str, object] = {
             "job_id": job_id,
@@ -654,8 +655,8 @@ class AsyncQueue(AsyncRpc):
     ) -> list[CancelJobsAtomicRow]:
         """Cancels, in one statement, the user's jobs of p_job_type whose status is in
         p_allowed_statuses and whose metadata contains p_metadata_filter; returns them.
-        22023 on a NULL user, empty type, non-object filter, or statuses outside
-        {pending,processing}.
+        22023 on a NULL user, empty or over-long (200) type, non-object or over-64-KiB
+        filter, or statuses outside {pending,processing}.
         """
         args: dict[str, object] = {
             "user_id": user_id,
@@ -697,7 +698,7 @@ class AsyncQueue(AsyncRpc):
         processing_token: UUID | Omit | None = OMIT,
     ) -> bool | None:
         """Completes a processing job if p_processing_token is its current token; false (no
-        change) otherwise. 22023 on a NULL id or token.
+        change) otherwise. 22023 on a NULL id or token, or a result over 1 MiB.
         """
         args: dict[str, object] = {
             "job_id": job_id,
@@ -720,7 +721,8 @@ class AsyncQueue(AsyncRpc):
         results: Sequence[Any] | Omit | None = OMIT,
     ) -> list[UUID] | None:
         """Completes each (id, token) pair whose token is still current; returns the ids
-        completed. 22023 on NULLs, mismatched lengths or more than 1000 jobs.
+        completed. 22023 on NULLs, mismatched lengths, more than 1000 jobs or a result over
+        1 MiB.
         """
         args: dict[str, object] = {
             "job_ids": job_ids,

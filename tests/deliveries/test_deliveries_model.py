@@ -143,3 +143,22 @@ async def test_async_worker_report(dsn: str, service_db: psycopg.Connection[Any]
         trace = await AsyncDeliveries(conn).get_notification_trace(change.correlation_id)
     assert [entry.kind for entry in trace] == ["delivery"]
     assert trace[0].detail["status"] == "delivered"
+
+
+def test_one_definition_of_the_channels(service_db: psycopg.Connection[Any]) -> None:
+    """The CHECK constraints and the functions read notification_channels() (0010)."""
+    checks = service_db.execute(
+        "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conname LIKE '%channel_check' AND connamespace = 'notify'::regnamespace "
+        "ORDER BY 1"
+    ).fetchall()
+    tables = ["notify.notification_deliveries", "notify.notification_preferences"]
+    assert [table for table, _ in checks] == tables
+    assert all("notification_channels()" in definition for _, definition in checks)
+    channels = one(service_db, "SELECT notify.notification_channels()")[0]
+    assert channels == ["email", "sms", "push", "in_app"]
+    with pytest.raises(InvalidArgument, match="must be one of email, sms, push, in_app") as raised:
+        Deliveries(service_db).opt_out_user_channel(uuid4(), "fax", None)
+    assert raised.value.parameter == "p_channel"
+    with pytest.raises(psycopg.errors.CheckViolation):
+        make_delivery(service_db, "fax")
