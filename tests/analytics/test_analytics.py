@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from notify_sql.errors import InvalidArgument
+from notify_sql.rpc import call_value
 from notify_sql.wrappers import Analytics, AsyncAnalytics
 from notify_sql.wrappers.analytics import GetNotificationChannelPerformanceRow
 
@@ -364,6 +365,27 @@ def test_bad_timeline_arguments(
         Analytics(service_db).get_notification_delivery_timeline(
             interval="1 day", granularity=granularity, channel=channel
         )
+    assert raised.value.parameter == parameter
+
+
+@pytest.mark.parametrize(
+    ("args", "parameter"),
+    [
+        ({"p_since": "-infinity", "p_granularity": "hour"}, "p_since"),
+        ({"p_since": "infinity"}, "p_since"),
+        ({"p_since": "0001-01-01 00:00:00+00", "p_granularity": "hour"}, "p_granularity"),
+    ],
+    ids=["minus-infinity-hourly", "infinity", "year-1-hourly"],
+)
+def test_funnel_windows_that_would_be_unbounded_are_refused(
+    service_db: psycopg.Connection[Any], args: dict[str, object], parameter: str
+) -> None:
+    """Once unbounded work: an hourly grid from -infinity never ends, from year 1 it has
+    17 million buckets per channel, and p_since 'infinity' returned a bucket clients
+    cannot load. The internal funnel refuses them, naming the parameter."""
+    service_db.execute("SET statement_timeout = '3s'")
+    with pytest.raises(InvalidArgument) as raised:
+        call_value(service_db, "analytics_delivery_funnel", args)
     assert raised.value.parameter == parameter
 
 

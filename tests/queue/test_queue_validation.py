@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import string
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -26,6 +28,9 @@ def _bulk(conn: Conn, payload: object) -> object:
 
 
 USER = uuid4()
+ABSURD = "178000000 years"  # beyond now() - interval: a 22008 unless refused first
+# 20,000 random letters: TOAST cannot compress them below the btree row limit.
+INCOMPRESSIBLE = "".join(random.Random(0).choices(string.ascii_letters, k=20_000))
 CASES: list[tuple[str, str, Attempt]] = [
     ("claim: no types", "p_job_types", lambda q, j: q.claim_pending_jobs([], batch_size=5)),
     (
@@ -194,6 +199,29 @@ CASES: list[tuple[str, str, Attempt]] = [
         lambda q, j: q.cancel_job_with_reason(j.id, "", allow_processing=True),
     ),
     ("prune: zero age", "p_older_than", lambda q, j: q.prune_queue_jobs(older_than=timedelta(0))),
+    # Oversized input: refused with the parameter's name, not a 22008 from inside the
+    # function, nor an index-row-size error from the unique dedup index.
+    (
+        "reset: absurd timeout",
+        "p_stall_timeout",
+        lambda q, j: call_value(q.conn, "reset_stalled_jobs", {"p_stall_timeout": ABSURD}),
+    ),
+    (
+        "prune: absurd age",
+        "p_older_than",
+        lambda q, j: call_value(q.conn, "prune_queue_jobs", {"p_older_than": ABSURD}),
+    ),
+    ("add: huge type", "p_job_type", lambda q, j: q.add_queue_job(None, "x" * 10_000, {})),
+    (
+        "add: huge dedup key",
+        "p_dedup_key",
+        lambda q, j: q.add_queue_job(None, "t", {}, dedup_key=INCOMPRESSIBLE),
+    ),
+    (
+        "add_many: huge dedup key",
+        "p_jobs",
+        lambda q, j: q.add_queue_jobs([new_job("t", dedup_key=INCOMPRESSIBLE)]),
+    ),
     (
         "prune: batch 0",
         "p_batch_size",
