@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint docs bench-queue bench-analytics bench-soak clean
+.PHONY: install demo test lint docs wrappers bench-queue bench-analytics bench-soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: install
 
 docs: install
 	$(BIN)/notify-sql docs --output docs/rpc.md
+
+# The Python wrappers, generated from the catalog of a fresh install (a test fails when stale).
+wrappers: install
+	$(BIN)/python -m notify_sql.codegen
 
 bench-queue: install
 	$(BIN)/python -m bench.bench_queue

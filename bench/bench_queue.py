@@ -41,8 +41,8 @@ import psycopg
 from psycopg import sql
 
 from notify_sql.migrator import migrate
-from notify_sql.queue import Queue
 from notify_sql.throwaway import SUPERUSER, ThrowawayPostgres, find_bindir, throwaway_postgres
+from notify_sql.wrappers import Queue
 
 SCHEMA = "notify"
 DATABASE = "bench"
@@ -324,9 +324,9 @@ def compare_claim_latency(
             for name, queue in queues.items():
                 for _ in range(LATENCY_CHUNK):
                     start = time.perf_counter()
-                    [job] = queue.claim(["bench"], 1)
+                    [job] = queue.claim_pending_jobs(["bench"], batch_size=1)
                     latencies[name].append(time.perf_counter() - start)
-                    queue.complete(job.id, job.processing_token)
+                    queue.complete_queue_job(job.id, processing_token=job.processing_token)
     out("| table | p50 ms | p99 ms |")
     out("| --- | ---: | ---: |")
     for name, (label, *_) in tables.items():

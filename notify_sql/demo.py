@@ -15,11 +15,10 @@ from typing import Any
 
 import psycopg
 
-from notify_sql.analytics import Analytics
-from notify_sql.deliveries import Deliveries
 from notify_sql.migrator import migrate
-from notify_sql.queue import Queue
+from notify_sql.rpc import call_value
 from notify_sql.throwaway import throwaway_postgres
+from notify_sql.wrappers import Analytics, Deliveries, Queue
 
 Echo = Callable[[str], None]
 SEND_JOB = "send_notification"
@@ -42,9 +41,7 @@ def _setup_recipient(conn: psycopg.Connection[Any], user: uuid.UUID) -> None:
     )
 
 
-def _send(
-    conn: psycopg.Connection[Any], deliveries: Deliveries, job_metadata: Any, twilio_sid: str
-) -> str:
+def _send(conn: psycopg.Connection[Any], schema: str, job_metadata: Any, twilio_sid: str) -> str:
     """What a real worker would hand to a provider; here the provider is imaginary."""
     delivery_id = uuid.UUID(job_metadata["delivery_id"])
     row = conn.execute(
@@ -59,7 +56,9 @@ def _send(
             "notification_delivery_id, twilio_sid) VALUES (%s, '+15550100', 'Hi!', %s, %s)",
             (user, delivery_id, twilio_sid),
         )
-    deliveries.apply_delivery_status(delivery_id, "sent")
+    # apply_delivery_status is an internal helper (no wrapper): the worker's report.
+    report = {"p_delivery_id": delivery_id, "p_status": "sent"}
+    call_value(conn, "apply_delivery_status", report, schema)
     return str(channel)
 
 
@@ -84,7 +83,7 @@ def _scenario(dsn: str, schema: str, echo: Echo, as_service_role: bool) -> None:
         _setup_recipient(conn, user)
 
         event_id = deliveries.emit_notification_event(
-            event_type="comment.created", payload={"text": "Nice work"}, target_user_id=user
+            "comment.created", {"text": "Nice work"}, target_user_id=user
         )
         jobs = conn.execute(
             "SELECT count(*) FROM queue_jobs WHERE job_type = %s AND status = 'pending'",
@@ -95,18 +94,18 @@ def _scenario(dsn: str, schema: str, echo: Echo, as_service_role: bool) -> None:
             f"3 deliveries and {jobs[0] if jobs else 0} {SEND_JOB} jobs, one transaction"
         )
 
-        claimed = queue.claim([SEND_JOB], batch_size=10)
-        channels = [_send(conn, deliveries, job.metadata, twilio_sid) for job in claimed]
-        done = queue.complete_many([j.id for j in claimed], [j.processing_token for j in claimed])
+        claimed = queue.claim_pending_jobs([SEND_JOB], batch_size=10)
+        channels = [_send(conn, schema, job.metadata, twilio_sid) for job in claimed]
+        done = queue.complete_queue_jobs(
+            [j.id for j in claimed], [j.processing_token for j in claimed]
+        )
         echo(
             f"3. a worker claimed {len(claimed)} jobs ({', '.join(sorted(channels))}), "
-            f"sent them and completed {len(done)} in one call"
+            f"sent them and completed {len(done or [])} in one call"
         )
 
         for status in ("delivered", "sent", "delivered", "read"):
-            result = deliveries.update_sms_status_atomic(
-                message_id=None, twilio_sid=twilio_sid, twilio_status=status
-            )
+            result = deliveries.update_sms_status_atomic(None, twilio_sid, status)[0]
             echo(
                 f"4. Twilio says {status!r:12} -> SMS changed: {result.updated_sms!s:5} "
                 f"delivery changed: {result.updated_delivery}"
@@ -143,19 +142,19 @@ def _scenario(dsn: str, schema: str, echo: Echo, as_service_role: bool) -> None:
         ):
             echo(f"   delivery {row[0]:7} is now {row[1]}")
 
-        stale_job = queue.add("generate_daily_brief", {"briefDate": "2026-11-28"}, user_id=user)
-        [first] = queue.claim(["generate_daily_brief"], batch_size=1)
-        reset = queue.reset_stalled(stall_timeout=timedelta(microseconds=1))
-        [second] = queue.claim(["generate_daily_brief"], batch_size=1)
-        late = queue.complete(stale_job, first.processing_token)
-        current = queue.complete(stale_job, second.processing_token)
+        stale_job = queue.add_queue_job(user, "generate_daily_brief", {"briefDate": "2026-11-28"})
+        [first] = queue.claim_pending_jobs(["generate_daily_brief"], batch_size=1)
+        reset = queue.reset_stalled_jobs(stall_timeout=timedelta(microseconds=1))
+        [second] = queue.claim_pending_jobs(["generate_daily_brief"], batch_size=1)
+        late = queue.complete_queue_job(stale_job, processing_token=first.processing_token)
+        current = queue.complete_queue_job(stale_job, processing_token=second.processing_token)
         echo(
             f"7. a stalled worker's job was reset ({reset}) and re-claimed: the old worker's "
             f"complete -> {late}, the new worker's -> {current}"
         )
 
         echo("8. channel performance over the last 7 days:")
-        for channel in analytics.channel_performance("7 days"):
+        for channel in analytics.get_notification_channel_performance(interval="7 days"):
             echo(
                 f"   {channel.channel:7} sent {channel.sent} delivered {channel.delivered} "
                 f"opened {channel.opened} clicked {channel.clicked} failed {channel.failed} "

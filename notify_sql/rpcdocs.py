@@ -17,7 +17,7 @@ import psycopg
 
 from notify_sql.errors import NotifySqlError
 from notify_sql.migrator import OWNER_ROLE, migrate
-from notify_sql.sources import load_functions
+from notify_sql.sources import INTERNAL_GROUP, MIGRATION_FUNCTION_GROUPS, load_functions
 from notify_sql.throwaway import throwaway_postgres
 
 REGENERATE = "notify-sql docs --output docs/rpc.md"
@@ -103,58 +103,95 @@ def _security(function: FunctionDoc) -> str:
     return "definer" if function.security_definer else "invoker"
 
 
-def _kinds() -> dict[str, str]:
-    """Function name -> its API kind: the group folder of its file (``queue``,
-    ``deliveries``, ``analytics``, ...), ``internal`` for helpers that are not public API
-    (sql/functions/internal), and ``migration`` for the few defined in a migration."""
-    return {f.name: "internal" if f.internal else f.group for f in load_functions()}
-
-
-def _kind(function: FunctionDoc, kinds: dict[str, str]) -> str:
-    return kinds.get(function.name, "migration")
-
-
 def _short_result(function: FunctionDoc) -> str:
     return "TABLE(...)" if function.result.startswith("TABLE(") else function.result
 
 
-def _sections(functions: list[FunctionDoc], kinds: dict[str, str]) -> Iterator[str]:
+def _sections(functions: list[FunctionDoc], group: str) -> Iterator[str]:
     for function in functions:
-        kind = _kind(function, kinds)
-        note = " (internal helper: not public API, may change without notice)"
+        status = _status(function, group)
         yield (
-            f"## {function.name}\n\n"
+            f"### {function.name}\n\n"
             f"```sql\n{_signature(function)}\n```\n\n"
-            f"- Kind: {kind}{note if kind == 'internal' else ''}\n"
-            f"- Executable by: {_executors(function)}\n"
+            + ("- **Internal helper, not public API.**\n" if status == "internal" else "")
+            + f"- Executable by: {_executors(function)}\n"
             f"- Security: {_security(function)}; {function.language}, {function.volatility}\n\n"
             f"{function.comment or '**No comment.**'}\n"
         )
 
 
-def render_markdown(functions: list[FunctionDoc], schema: str) -> str:
-    kinds = _kinds()
+# The public groups first, in the order a reader meets them; other groups follow by name.
+_GROUP_ORDER = ["queue", "deliveries", "analytics"]
+_MIGRATIONS = "defined in migrations"
+_INTRODUCTIONS = {
+    INTERNAL_GROUP: "Helpers the other functions call (validation, rankings, the funnel "
+    "definition). **Not public API**: they may change in any release; call the public "
+    "functions instead. `service_role` may execute some of them only because the public "
+    "functions run as the caller (SECURITY INVOKER).",
+    _MIGRATIONS: "Functions a versioned migration creates (trigger functions and the "
+    "helpers of the funnel sums), not a file under `sql/functions/`. Only those marked "
+    "public are API; the others are internal.",
+}
+
+
+def _group_of(name: str, files: dict[str, str]) -> str:
+    return files.get(name, _MIGRATIONS)
+
+
+def _ordered_groups(groups: set[str]) -> list[str]:
+    public = [g for g in _GROUP_ORDER if g in groups]
+    others = sorted(groups - {*_GROUP_ORDER, INTERNAL_GROUP, _MIGRATIONS})
+    return public + others + [g for g in (INTERNAL_GROUP, _MIGRATIONS) if g in groups]
+
+
+def _status(function: FunctionDoc, group: str) -> str:
+    if group == _MIGRATIONS:
+        public = MIGRATION_FUNCTION_GROUPS.get(function.name)
+        return f"public ({public})" if public else "internal"
+    return "internal" if group == INTERNAL_GROUP else "public"
+
+
+def _group_section(group: str, functions: list[FunctionDoc]) -> str:
+    title = "Internal helpers" if group == INTERNAL_GROUP else group[:1].upper() + group[1:]
+    introduction = _INTRODUCTIONS.get(
+        group, f"Public API: `sql/functions/{group}/`, wrapped by the `{_camel(group)}` class."
+    )
     summary = "".join(
-        f"| [`{f.name}`](#{f.name}) | {_kind(f, kinds)} | `{_short_result(f)}` "
-        f"| {_executors(f)} | {_security(f)} |\n"
+        f"| [`{f.name}`](#{f.name}) | `{_short_result(f)}` | {_executors(f)} | "
+        f"{_security(f)} | {_status(f, group)} |\n"
         for f in functions
     )
+    return (
+        f"## {title}\n\n{introduction}\n\n"
+        "| function | returns | executable by | security | API |\n"
+        "| --- | --- | --- | --- | --- |\n"
+        f"{summary}\n" + "\n".join(_sections(functions, group))
+    )
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+def render_markdown(
+    functions: list[FunctionDoc], schema: str, files: dict[str, str] | None = None
+) -> str:
+    """``files``: function name -> group folder of its file (default: these files)."""
+    if files is None:
+        files = {f.name: f.group for f in load_functions()}
+    by_group: dict[str, list[FunctionDoc]] = {}
+    for function in functions:
+        by_group.setdefault(_group_of(function.name, files), []).append(function)
+    sections = [_group_section(g, by_group[g]) for g in _ordered_groups(set(by_group))]
     return (
         f"# Function reference (schema `{schema}`)\n\n"
         f"Generated from the catalog of a fresh install by `{REGENERATE}`;\n"
         "do not edit by hand (a test fails when this file is out of date). Signatures are\n"
         "PostgreSQL's own rendering: call with named arguments (`p_name => value`) or, over\n"
         "PostgREST, `rpc('name', {p_name: value})`. Only the roles listed may execute a\n"
-        f"function, besides its owner `{OWNER_ROLE}`.\n\n"
-        "Kind is the group a function belongs to. `internal` functions are helpers the\n"
-        "others call (`sql/functions/internal`): `service_role` may execute them only\n"
-        "because the public functions run with their caller's rights; they are not public\n"
-        "API. `migration` functions are defined in a migration. Which to call, and which\n"
-        "tables an app may write: [app-boundaries.md](app-boundaries.md).\n\n"
-        f"{len(functions)} functions.\n\n"
-        "| function | kind | returns | executable by | security |\n"
-        "| --- | --- | --- | --- | --- |\n"
-        f"{summary}\n" + "\n".join(_sections(functions, kinds))
+        f"function, besides its owner `{OWNER_ROLE}`. One section per group (the folder\n"
+        "under `sql/functions/`); internal helpers are not public API.\n\n"
+        f"{len(functions)} functions.\n\n" + "\n".join(sections)
     )
 
 

@@ -16,6 +16,9 @@ from notify_sql.errors import MigrationError
 
 SCHEMA_PLACEHOLDER = "@schema@"
 INTERNAL_GROUP = "internal"
+# Public functions that a migration creates rather than a function file, and the group
+# whose wrapper class they belong to; every other migration-made function is internal.
+MIGRATION_FUNCTION_GROUPS = {"rebuild_delivery_funnel_rollup": "analytics"}
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _FUNCTION_NAME = re.compile(r"^([a-z_][a-z0-9_]*)\.sql$")
@@ -135,3 +138,12 @@ def load_functions(root: Path | None = None) -> list[FunctionFile]:
             )
         functions[function.name] = function
     return sorted(functions.values(), key=lambda f: f.name)
+
+
+def function_groups(root: Path | None = None) -> dict[str, str | None]:
+    """Function name -> the group of its wrapper class; None for an internal helper.
+    Functions no file defines (made by a migration) follow MIGRATION_FUNCTION_GROUPS."""
+    groups: dict[str, str | None] = dict(MIGRATION_FUNCTION_GROUPS)
+    for function in load_functions(root):
+        groups[function.name] = None if function.internal else function.group
+    return groups

@@ -36,12 +36,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import timedelta
+from datetime import datetime, timedelta
 from operator import itemgetter
 from types import FrameType
 from typing import Any, TypeVar
@@ -51,8 +51,34 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from notify_sql.queue import ClaimedJob, JsonObject, wake_channel
-from notify_sql.rpc import DEFAULT_SCHEMA
+from notify_sql.rpc import DEFAULT_SCHEMA, wake_channel
+
+JsonObject = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A row of ``claim_pending_jobs`` as the worker holds it. The generated row class types
+    every column as optional (the catalog cannot say otherwise); a claimed job always has
+    its id, type, attempts and token, and the worker's code relies on that."""
+
+    id: UUID
+    queue_job_id: str
+    user_id: UUID | None
+    job_type: str
+    metadata: dict[str, Any]
+    status: str
+    priority: int
+    attempts: int
+    max_attempts: int
+    scheduled_for: datetime
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    error_message: str | None
+    processing_token: UUID
+
 
 Handler = Callable[[ClaimedJob], JsonObject | None]
 Conn = psycopg.Connection[Any]

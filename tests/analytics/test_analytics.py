@@ -14,8 +14,12 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from notify_sql.analytics import Analytics, AsyncAnalytics, ChannelPerformance
 from notify_sql.errors import InvalidArgument
+from notify_sql.rpc import call_value
+from notify_sql.wrappers import Analytics, AsyncAnalytics
+from notify_sql.wrappers.analytics import GetNotificationChannelPerformanceRow
+
+Row = GetNotificationChannelPerformanceRow
 
 USER_A = UUID(int=0xA)
 USER_B = UUID(int=0xB)
@@ -136,36 +140,42 @@ def D(value: str) -> Decimal:
 
 
 def test_channel_performance_golden(analytics: Analytics) -> None:
-    assert analytics.channel_performance("7 days") == [
+    assert analytics.get_notification_channel_performance(interval="7 days") == [
         # email: total 5 (email6 cancelled), sent 1-4, delivered 1-3, opened 1-2 (email5
         # bounced: its opened_at does not count), clicked 1, failed 5; avg over sent_at
         # of 1, 2, 3, 5: (2000 + 4000 + 6001 + 1000) / 4 = 3250.25.
-        ChannelPerformance("email", 5, 4, 3, 2, 1, 1,
+        GetNotificationChannelPerformanceRow("email", 5, 4, 3, 2, 1, 1,
                            D("80.00"), D("75.00"), D("50.00"), D("50.00"), D("3250.25")),
         # sms: total 5, sent 1, 3, 5, delivered 1, 5, opened/clicked 3, failed 2;
         # avg (1500 + 2500 + 1000) / 3 = 1666.67.
-        ChannelPerformance("sms", 5, 3, 2, 1, 1, 1,
+        GetNotificationChannelPerformanceRow("sms", 5, 3, 2, 1, 1, 1,
                            D("75.00"), D("66.67"), D("33.33"), D("100.00"), D("1666.67")),
         # No deliveries: zero counts, NULL rates and average.
-        ChannelPerformance("in_app", 0, 0, 0, 0, 0, 0, None, None, None, None, None),
+        Row("in_app", 0, 0, 0, 0, 0, 0, None, None, None, None, None),
         # Only a cancelled delivery in the window (the rest is 10 days old).
-        ChannelPerformance("push", 0, 0, 0, 0, 0, 0, None, None, None, None, None),
+        Row("push", 0, 0, 0, 0, 0, 0, None, None, None, None, None),
     ]  # fmt: skip
 
 
 def test_channel_performance_window_is_the_argument(analytics: Analytics) -> None:
-    by_channel = {row.channel: row for row in analytics.channel_performance("30 days")}
+    by_channel = {
+        row.channel: row
+        for row in analytics.get_notification_channel_performance(interval="30 days")
+    }
     # push2 (delivered) and push3 (failed) are 10 days old.
     assert (by_channel["push"].total_sent, by_channel["push"].sent) == (2, 1)
     assert by_channel["push"].success_rate == D("50.00")
     # email7 is 8 days old.
     assert by_channel["email"].total_sent == 6
-    hour = {row.channel: row.total_sent for row in analytics.channel_performance("150 minutes")}
+    hour = {
+        row.channel: row.total_sent
+        for row in analytics.get_notification_channel_performance(interval="150 minutes")
+    }
     assert hour == {"email": 5, "sms": 0, "push": 0, "in_app": 0}
 
 
 def test_event_performance_golden(analytics: Analytics) -> None:
-    rows = analytics.event_performance("30 days")
+    rows = analytics.get_notification_event_performance(interval="30 days")
     assert [(r.event_type, r.total_events, r.total_deliveries, r.unique_subscribers,
              r.avg_delivery_time_seconds, r.open_rate, r.click_rate) for r in rows] == [
         # E1, E2, E6; deliveries email1, email2, email6 (cancelled), email3, sms1, email7;
@@ -176,12 +186,12 @@ def test_event_performance_golden(analytics: Analytics) -> None:
         ("brief.ready", 2, 2, 1, D("1.75"), D("100.00"), D("100.00")),
     ]  # fmt: skip
     seven = {r.event_type: (r.total_events, r.total_deliveries) for r in
-             analytics.event_performance("7 days")}  # fmt: skip
+             analytics.get_notification_event_performance(interval="7 days")}  # fmt: skip
     assert seven == {"task.due": (2, 5), "brief.ready": (2, 2)}
 
 
 def test_sms_stats_golden(analytics: Analytics) -> None:
-    stats = analytics.sms_stats()
+    stats = analytics.get_sms_notification_stats()[0]
     assert (stats.total_users_with_phone, stats.users_phone_verified,
             stats.users_sms_enabled, stats.users_opted_out) == (4, 3, 1, 1)  # fmt: skip
     assert (stats.phone_verification_rate, stats.sms_adoption_rate, stats.opt_out_rate) == (
@@ -194,8 +204,12 @@ def test_sms_stats_golden(analytics: Analytics) -> None:
 
 
 def test_sms_delivery_figures_match_the_channel_row(analytics: Analytics) -> None:
-    stats = analytics.sms_stats("7 days")
-    (sms,) = [row for row in analytics.channel_performance("7 days") if row.channel == "sms"]
+    stats = analytics.get_sms_notification_stats(interval="7 days")[0]
+    (sms,) = [
+        row
+        for row in analytics.get_notification_channel_performance(interval="7 days")
+        if row.channel == "sms"
+    ]
     assert (stats.total_sms_sent_24h, stats.sms_delivery_rate_24h) == (
         sms.total_sent, sms.delivery_rate)  # fmt: skip
     # sms1 and sms5: (10.005 + 3) / 2 = 6.5025
@@ -203,12 +217,12 @@ def test_sms_delivery_figures_match_the_channel_row(analytics: Analytics) -> Non
 
 
 def test_overview_compares_with_the_previous_period(analytics: Analytics) -> None:
-    overview = analytics.overview("7 days")
-    current, previous = overview.current, overview.previous
+    current, previous = analytics.get_notification_overview(interval="7 days")
     assert current.period == "current" and previous.period == "previous"
     assert previous.period_end == current.period_start
+    assert current.period_end and current.period_start and previous.period_start
     assert current.period_end - current.period_start == timedelta(days=7)
-    assert previous.period_end - previous.period_start == timedelta(days=7)
+    assert current.period_start - previous.period_start == timedelta(days=7)
     # email + sms of test_channel_performance_golden.
     assert (current.total_sent, current.sent, current.delivered, current.opened,
             current.clicked, current.failed) == (10, 7, 5, 3, 2, 2)  # fmt: skip
@@ -229,38 +243,44 @@ def test_overview_compares_with_the_previous_period(analytics: Analytics) -> Non
 
 def test_channel_performance_sums_to_the_overview(analytics: Analytics) -> None:
     for window in ["1 hour", "1 day", "30 days"]:
-        rows = analytics.channel_performance(window)
-        current = analytics.overview(window).current
-        assert sum(r.total_sent for r in rows) == current.total_sent
-        assert sum(r.failed for r in rows) == current.failed
+        rows = analytics.get_notification_channel_performance(interval=window)
+        current, _ = analytics.get_notification_overview(interval=window)
+        assert sum(r.total_sent or 0 for r in rows) == current.total_sent
+        assert sum(r.failed or 0 for r in rows) == current.failed
 
 
 def test_timeline_is_gapless_and_adds_up(analytics: Analytics) -> None:
-    buckets = analytics.timeline("3 days", "day")
-    starts = [b.bucket_start for b in buckets]
-    assert [b.time_bucket for b in buckets] == starts  # the seed platform's name
+    buckets = analytics.get_notification_delivery_timeline(interval="3 days", granularity="day")
+    starts = [b.bucket_start for b in buckets if b.bucket_start is not None]
+    assert [
+        b.time_bucket for b in buckets if b.bucket_start is not None
+    ] == starts  # the seed platform's name
     assert all(later - earlier == timedelta(days=1) for earlier, later in pairwise(starts))
     assert len(buckets) in (3, 4)  # 4 unless now() is exactly midnight
-    current = analytics.overview("3 days").current
-    assert sum(b.total_sent for b in buckets) == current.total_sent == 10
-    assert sum(b.delivered for b in buckets) == current.delivered
-    hourly = analytics.timeline("6 hours", "hour", channel="sms")
+    current, _ = analytics.get_notification_overview(interval="3 days")
+    assert sum(b.total_sent or 0 for b in buckets) == current.total_sent == 10
+    assert sum(b.delivered or 0 for b in buckets) == current.delivered
+    hourly = analytics.get_notification_delivery_timeline(
+        interval="6 hours", granularity="hour", channel="sms"
+    )
     assert len(hourly) in (6, 7)
-    assert all(b.bucket_start.minute == 0 for b in hourly)
+    assert all(b.bucket_start is not None and b.bucket_start.minute == 0 for b in hourly)
     # sms1-sms4, 3 hours ago, in one bucket; every other bucket is empty.
-    assert sorted(b.total_sent for b in hourly)[-2:] == [0, 4]
+    assert sorted(b.total_sent or 0 for b in hourly)[-2:] == [0, 4]
     assert [b.success_rate for b in hourly if b.total_sent == 0] == [None] * (len(hourly) - 1)
 
 
 def test_recent_failures_latest_first_with_errors(analytics: Analytics) -> None:
-    failures = analytics.recent_failures()
+    failures = analytics.get_recent_failed_deliveries()
     # push3 failed 10 days ago: outside the default 7-day window.
     assert [(f.delivery_id, f.status, f.last_error, f.event_type) for f in failures] == [
         (delivery_id("sms2"), "failed", "30003 unreachable handset", None),  # 30 min ago
         (delivery_id("email5"), "bounced", "550 mailbox unavailable", "brief.ready"),  # 1 h
     ]
-    assert [f.delivery_id for f in analytics.recent_failures(1)] == [delivery_id("sms2")]
-    assert len(analytics.recent_failures(10, "30 days")) == 3
+    assert [f.delivery_id for f in analytics.get_recent_failed_deliveries(limit=1)] == [
+        delivery_id("sms2")
+    ]
+    assert len(analytics.get_recent_failed_deliveries(limit=10, interval="30 days")) == 3
 
 
 def test_rates_never_exceed_100_on_contradictory_rows(
@@ -284,7 +304,11 @@ def test_rates_never_exceed_100_on_contradictory_rows(
             f"{clicked_at or 'NULL'})",
             (status,),
         )
-    (email,) = [r for r in Analytics(service_db).channel_performance() if r.channel == "email"]
+    (email,) = [
+        r
+        for r in Analytics(service_db).get_notification_channel_performance()
+        if r.channel == "email"
+    ]
     # sent: the sent row and the clicked row; opened = clicked = the sent row only.
     assert (email.sent, email.delivered, email.opened, email.clicked, email.failed) == (
         2, 1, 1, 1, 3)  # fmt: skip
@@ -298,12 +322,16 @@ BAD_INTERVALS = ["garbage", "7 dayz", "", "-1 day", "1 day ago", "0", "0 days",
                  "1 day -25 hours", "100000000 years", "P", None]  # fmt: skip
 
 WINDOWED: dict[str, Callable[[Analytics, Any], object]] = {
-    "channel_performance": lambda a, window: a.channel_performance(window),
-    "event_performance": lambda a, window: a.event_performance(window),
-    "sms_stats": lambda a, window: a.sms_stats(window),
-    "overview": lambda a, window: a.overview(window),
-    "timeline": lambda a, window: a.timeline(window, "hour"),
-    "recent_failures": lambda a, window: a.recent_failures(10, window),
+    "channel_performance": lambda a, window: a.get_notification_channel_performance(
+        interval=window
+    ),
+    "event_performance": lambda a, window: a.get_notification_event_performance(interval=window),
+    "sms_stats": lambda a, window: a.get_sms_notification_stats(interval=window)[0],
+    "overview": lambda a, window: a.get_notification_overview(interval=window),
+    "timeline": lambda a, window: a.get_notification_delivery_timeline(
+        interval=window, granularity="hour"
+    ),
+    "recent_failures": lambda a, window: a.get_recent_failed_deliveries(limit=10, interval=window),
 }
 
 
@@ -321,14 +349,7 @@ def test_bad_interval_raises_22023_naming_p_interval(
 
 @pytest.mark.parametrize("window", ["1 second", "7 days", "1 mon", "P2DT3H", "90 days"])
 def test_good_intervals_are_accepted(service_db: psycopg.Connection[Any], window: str) -> None:
-    assert len(Analytics(service_db).channel_performance(window)) == 4
-
-
-def test_timedelta_windows_are_spelled_exactly(analytics: Analytics) -> None:
-    assert analytics.channel_performance(timedelta(minutes=150)) == (
-        analytics.channel_performance("150 minutes"))  # fmt: skip
-    with pytest.raises(InvalidArgument):
-        analytics.channel_performance(timedelta(seconds=-1))
+    assert len(Analytics(service_db).get_notification_channel_performance(interval=window)) == 4
 
 
 @pytest.mark.parametrize(
@@ -344,16 +365,41 @@ def test_bad_timeline_arguments(
     service_db: psycopg.Connection[Any], granularity: Any, channel: str | None, parameter: str
 ) -> None:
     with pytest.raises(InvalidArgument) as raised:
-        Analytics(service_db).timeline("1 day", granularity, channel)
+        Analytics(service_db).get_notification_delivery_timeline(
+            interval="1 day", granularity=granularity, channel=channel
+        )
+    assert raised.value.parameter == parameter
+
+
+@pytest.mark.parametrize(
+    ("args", "parameter"),
+    [
+        ({"p_since": "-infinity", "p_granularity": "hour"}, "p_since"),
+        ({"p_since": "infinity"}, "p_since"),
+        ({"p_since": "0001-01-01 00:00:00+00", "p_granularity": "hour"}, "p_granularity"),
+    ],
+    ids=["minus-infinity-hourly", "infinity", "year-1-hourly"],
+)
+def test_funnel_windows_that_would_be_unbounded_are_refused(
+    service_db: psycopg.Connection[Any], args: dict[str, object], parameter: str
+) -> None:
+    """Once unbounded work: an hourly grid from -infinity never ends, from year 1 it has
+    17 million buckets per channel, and p_since 'infinity' returned a bucket clients
+    cannot load. The internal funnel refuses them, naming the parameter."""
+    service_db.execute("SET statement_timeout = '3s'")
+    with pytest.raises(InvalidArgument) as raised:
+        call_value(service_db, "analytics_delivery_funnel", args)
     assert raised.value.parameter == parameter
 
 
 def test_timeline_grid_is_bounded(service_db: psycopg.Connection[Any]) -> None:
     analytics = Analytics(service_db)
-    assert len(analytics.timeline("400 days", "hour")) in (9600, 9601)
+    assert len(
+        analytics.get_notification_delivery_timeline(interval="400 days", granularity="hour")
+    ) in (9600, 9601)
     for window, granularity in [("1000 years", "hour"), ("500 days", "hour"), ("30 years", "day")]:
         with pytest.raises(InvalidArgument) as raised:
-            analytics.timeline(window, granularity)  # type: ignore[arg-type]
+            analytics.get_notification_delivery_timeline(interval=window, granularity=granularity)
         assert raised.value.parameter == "p_granularity"
 
 
@@ -377,7 +423,7 @@ def test_funnel_bounds_must_be_finite(
 @pytest.mark.parametrize("limit", [0, -1, 1001, None])
 def test_bad_failure_limit(service_db: psycopg.Connection[Any], limit: Any) -> None:
     with pytest.raises(InvalidArgument) as raised:
-        Analytics(service_db).recent_failures(limit)
+        Analytics(service_db).get_recent_failed_deliveries(limit=limit)
     assert raised.value.parameter == "p_limit"
 
 
@@ -435,17 +481,34 @@ async def test_async_wrappers_return_the_same_rows(
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await conn.execute("SET ROLE service_role")
         remote = AsyncAnalytics(conn)
-        assert await remote.channel_performance() == analytics.channel_performance()
-        assert await remote.event_performance() == analytics.event_performance()
-        assert await remote.sms_stats() == analytics.sms_stats()
-        current = (await remote.overview()).current
-        expected = analytics.overview().current
+        assert (
+            await remote.get_notification_channel_performance()
+            == analytics.get_notification_channel_performance()
+        )
+        assert (
+            await remote.get_notification_event_performance()
+            == analytics.get_notification_event_performance()
+        )
+        assert (await remote.get_sms_notification_stats())[
+            0
+        ] == analytics.get_sms_notification_stats()[0]
+        current = (await remote.get_notification_overview())[0]
+        expected = analytics.get_notification_overview()[0]
         # Each call has its own now(), so only the window edges may differ.
         same_edges = replace(
             current, period_start=expected.period_start, period_end=expected.period_end
         )
         assert same_edges == expected
-        assert len(await remote.timeline("2 days", "hour")) >= 48
-        assert await remote.recent_failures() == analytics.recent_failures()
+        assert (
+            len(
+                await remote.get_notification_delivery_timeline(
+                    interval="2 days", granularity="hour"
+                )
+            )
+            >= 48
+        )
+        assert (
+            await remote.get_recent_failed_deliveries() == analytics.get_recent_failed_deliveries()
+        )
         with pytest.raises(InvalidArgument):
-            await remote.channel_performance("soon")
+            await remote.get_notification_channel_performance(interval="soon")

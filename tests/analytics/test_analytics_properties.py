@@ -21,7 +21,7 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from notify_sql.analytics import Analytics
+from notify_sql.wrappers import Analytics
 
 CHANNELS = ["email", "sms", "push", "in_app"]
 STATUSES = ["pending", "sent", "cancelled", "failed", "delivered", "bounced", "opened", "clicked"]
@@ -233,25 +233,34 @@ def event_of(delivery: Delivery, event_rows: list[Event]) -> UUID | None:
     return event_rows[delivery.event].id
 
 
+def interval_text(window: timedelta) -> str:
+    """The SQL interval text of a window, spelled out exactly."""
+    return f"{window.days} days {window.seconds} seconds {window.microseconds} microseconds"
+
+
 def in_window(age: timedelta, window: timedelta) -> bool:
     return age <= window  # created_at >= now() - window
 
 
 def check_channel_performance(api: Analytics, window: timedelta, rows: list[Delivery]) -> None:
     inside = [d for d in rows if in_window(d.age, window)]
-    for got in api.channel_performance(window):
+    for got in api.get_notification_channel_performance(interval=interval_text(window)):
         expected = funnel([d for d in inside if d.channel == got.channel])
         del expected["avg_time_to_delivered_seconds"]
         assert fields(got, expected) == expected, got.channel
-    assert {r.channel for r in api.channel_performance(window)} == set(CHANNELS)
+    assert {
+        r.channel for r in api.get_notification_channel_performance(interval=interval_text(window))
+    } == set(CHANNELS)
 
 
 def check_overview(api: Analytics, window: timedelta, rows: list[Delivery]) -> None:
-    overview = api.overview(window)
+    overview_current, overview_previous = api.get_notification_overview(
+        interval=interval_text(window)
+    )
     current = funnel([d for d in rows if in_window(d.age, window)])
     previous = funnel([d for d in rows if window < d.age <= 2 * window])
-    assert fields(overview.current, current) == current
-    assert fields(overview.previous, previous) == previous
+    assert fields(overview_current, current) == current
+    assert fields(overview_previous, previous) == previous
 
 
 def day_of(moment: datetime) -> datetime:
@@ -262,7 +271,9 @@ def check_timeline(api: Analytics, now: datetime, window: timedelta, rows: list[
     inside = [d for d in rows if in_window(d.age, window)]
     first, last = day_of(now - window), day_of(now)
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    timeline = api.timeline(window, "day")
+    timeline = api.get_notification_delivery_timeline(
+        interval=interval_text(window), granularity="day"
+    )
     assert [b.bucket_start for b in timeline] == days
     for bucket in timeline:
         expected = funnel([d for d in inside if day_of(now - d.age) == bucket.bucket_start])
@@ -285,11 +296,11 @@ def check_event_performance(
             len(chosen), len(ds), len({d.recipient for d in ds}), round2(mean(to_sent)),
             rate(opened, sent), rate(sum(map(is_clicked, ds)), opened),
         )  # fmt: skip
-    got = api.event_performance(window)
+    got = api.get_notification_event_performance(interval=interval_text(window))
     assert {r.event_type: (r.total_events, r.total_deliveries, r.unique_subscribers,
                            r.avg_delivery_time_seconds, r.open_rate, r.click_rate)
             for r in got} == expected  # fmt: skip
-    counts = [(-r.total_events, r.event_type) for r in got]
+    counts = [(-(r.total_events or 0), r.event_type) for r in got]
     assert counts == sorted(counts)
 
 
@@ -313,7 +324,14 @@ def check_sms_stats(
         rate(enabled, verified), rate(opted_out, len(phones)), sms["total_sent"],
         sms["delivery_rate"], sms["avg_time_to_delivered_seconds"],
     ]  # fmt: skip
-    assert list(fields(api.sms_stats(window), SMS_STATS_COLUMNS).values()) == expected
+    assert (
+        list(
+            fields(
+                api.get_sms_notification_stats(interval=interval_text(window))[0], SMS_STATS_COLUMNS
+            ).values()
+        )
+        == expected
+    )
 
 
 def check_recent_failures(
@@ -324,13 +342,19 @@ def check_recent_failures(
 
     failed = [d for d in rows if d.status in FAILED and in_window(d.age, window)]
     failed.sort(key=lambda d: (now - failed_at(d), d.id))  # latest failure first
-    got = api.recent_failures(5, window)
+    got = api.get_recent_failed_deliveries(limit=5, interval=interval_text(window))
     assert [r.delivery_id for r in got] == [d.id for d in failed[:5]]
 
 
 def check_rates_bounded(api: Analytics, window: timedelta) -> None:
-    rows: list[Any] = [*api.channel_performance(window), *api.timeline(window, "hour")]
-    rows += [*api.event_performance(window), api.sms_stats(window)]
+    rows: list[Any] = [
+        *api.get_notification_channel_performance(interval=interval_text(window)),
+        *api.get_notification_delivery_timeline(interval=interval_text(window), granularity="hour"),
+    ]
+    rows += [
+        *api.get_notification_event_performance(interval=interval_text(window)),
+        api.get_sms_notification_stats(interval=interval_text(window))[0],
+    ]
     for row in rows:
         for name, value in vars(row).items():
             if name.endswith("_rate") or name.endswith("_rate_24h"):

@@ -17,7 +17,7 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from notify_sql.analytics import Analytics, AsyncAnalytics
+from notify_sql.wrappers import Analytics, AsyncAnalytics
 
 CHANNELS = ["email", "sms", "push", "in_app"]
 STATUSES = ["pending", "sent", "cancelled", "failed", "delivered", "bounced", "opened", "clicked"]
@@ -368,11 +368,13 @@ async def test_maintenance_wrappers_sync_and_async(
         "SELECT gen_random_uuid(), 'email', 'sent' FROM generate_series(1, 3)"
     )
     analytics = Analytics(service_db)
-    assert analytics.compact_funnel_sums() == 1  # this session's row, folded into writer 0
-    assert analytics.compact_funnel_sums() == 0
+    assert (
+        analytics.compact_delivery_funnel_rollup() == 1
+    )  # this session's row, folded into writer 0
+    assert analytics.compact_delivery_funnel_rollup() == 0
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await conn.execute("SET ROLE service_role")
         remote = AsyncAnalytics(conn)
-        assert await remote.rebuild_funnel_sums() == 1
-        assert await remote.compact_funnel_sums() == 0
+        assert await remote.rebuild_delivery_funnel_rollup() == 1
+        assert await remote.compact_delivery_funnel_rollup() == 0
     assert mismatches(service_db) == []

@@ -10,8 +10,8 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from notify_sql.deliveries import AsyncDeliveries, Deliveries
 from notify_sql.errors import InvalidArgument
+from notify_sql.wrappers import AsyncDeliveries, Deliveries
 from tests.helpers.deliveries import make_delivery, one, snapshot
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -59,11 +59,11 @@ def test_first_open_is_kept_and_repeats_are_counted(
     service_db: psycopg.Connection[Any], deliveries: Deliveries, email: tuple[UUID, str]
 ) -> None:
     delivery_id, tracking_id = email
-    assert deliveries.record_email_event(tracking_id, "delivered", at(0))
-    assert deliveries.record_email_event(tracking_id, "open", at(5))
-    assert deliveries.record_email_event(tracking_id, "open", at(9))
+    assert deliveries.record_email_event(tracking_id, "delivered", occurred_at=at(0))
+    assert deliveries.record_email_event(tracking_id, "open", occurred_at=at(5))
+    assert deliveries.record_email_event(tracking_id, "open", occurred_at=at(9))
     # A late webhook for an even earlier open moves the first open back, never forward.
-    assert deliveries.record_email_event(tracking_id, "open", at(3))
+    assert deliveries.record_email_event(tracking_id, "open", occurred_at=at(3))
     s = state(service_db, delivery_id)
     assert (s["status"], s["opened"], s["opens"]) == ("opened", at(3), 3)
     assert (s["sent"], s["delivered"]) == (at(0), at(0))
@@ -73,9 +73,13 @@ def test_a_click_implies_the_open_and_repeat_clicks_are_counted(
     service_db: psycopg.Connection[Any], deliveries: Deliveries, email: tuple[UUID, str]
 ) -> None:
     delivery_id, tracking_id = email
-    deliveries.record_email_event(tracking_id, "click", at(7), url="https://example.com/a")
-    deliveries.record_email_event(tracking_id, "click", at(8), url="https://example.com/b")
-    deliveries.record_email_event(tracking_id, "open", at(9))
+    deliveries.record_email_event(
+        tracking_id, "click", occurred_at=at(7), url="https://example.com/a"
+    )
+    deliveries.record_email_event(
+        tracking_id, "click", occurred_at=at(8), url="https://example.com/b"
+    )
+    deliveries.record_email_event(tracking_id, "open", occurred_at=at(9))
     s = state(service_db, delivery_id)
     assert s["status"] == "clicked"
     assert (s["sent"], s["delivered"], s["opened"], s["clicked"]) == (at(7), at(7), at(7), at(7))
@@ -86,19 +90,19 @@ def test_bounce_after_delivered_applies_but_not_after_an_open(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
     delivered_id, delivered_tracking = make_delivery(service_db, "email")
-    deliveries.record_email_event(delivered_tracking, "delivered", at(0))
-    assert deliveries.record_email_event(delivered_tracking, "bounce", at(1)) is True
+    deliveries.record_email_event(delivered_tracking, "delivered", occurred_at=at(0))
+    assert deliveries.record_email_event(delivered_tracking, "bounce", occurred_at=at(1)) is True
     s = state(service_db, delivered_id)
     assert (s["status"], s["failed"], s["error"]) == ("bounced", at(1), "email bounced")
 
     opened_id, opened_tracking = make_delivery(service_db, "email")
-    assert deliveries.record_email_event(opened_tracking, "open", at(0)) is True
+    assert deliveries.record_email_event(opened_tracking, "open", occurred_at=at(0)) is True
     # The status stays, but the bounce leaves its timestamp and error (order-independent
     # state), so the first bounce changed the delivery and a repeat does not.
-    assert deliveries.record_email_event(opened_tracking, "bounce", at(1)) is True
+    assert deliveries.record_email_event(opened_tracking, "bounce", occurred_at=at(1)) is True
     s = state(service_db, opened_id)
     assert (s["status"], s["failed"], s["error"]) == ("opened", at(1), "email bounced")
-    assert deliveries.record_email_event(opened_tracking, "bounce", at(2)) is False
+    assert deliveries.record_email_event(opened_tracking, "bounce", occurred_at=at(2)) is False
     assert state(service_db, opened_id) == s
 
 
@@ -106,9 +110,9 @@ def test_delivered_after_open_changes_nothing(
     service_db: psycopg.Connection[Any], deliveries: Deliveries, email: tuple[UUID, str]
 ) -> None:
     delivery_id, tracking_id = email
-    deliveries.record_email_event(tracking_id, "open", at(5))
+    deliveries.record_email_event(tracking_id, "open", occurred_at=at(5))
     before = state(service_db, delivery_id)
-    assert deliveries.record_email_event(tracking_id, "delivered", at(6)) is False
+    assert deliveries.record_email_event(tracking_id, "delivered", occurred_at=at(6)) is False
     assert state(service_db, delivery_id) == before
     logged = service_db.execute(
         "SELECT event, changed, delivery_id FROM notify.provider_callbacks ORDER BY id"
@@ -120,7 +124,7 @@ def test_complaint_opts_the_recipient_out_of_email(
     service_db: psycopg.Connection[Any], deliveries: Deliveries, email: tuple[UUID, str]
 ) -> None:
     delivery_id, tracking_id = email
-    deliveries.record_email_event(tracking_id, "complaint", at(2))
+    deliveries.record_email_event(tracking_id, "complaint", occurred_at=at(2))
     assert state(service_db, delivery_id)["status"] == "delivered"
     assert one(
         service_db,
@@ -192,6 +196,8 @@ async def test_async_wrapper(
     delivery_id, tracking_id = email
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await conn.execute("SET ROLE service_role")
-        assert await AsyncDeliveries(conn).record_email_event(tracking_id, "open", at(1))
+        assert await AsyncDeliveries(conn).record_email_event(
+            tracking_id, "open", occurred_at=at(1)
+        )
         assert not await AsyncDeliveries(conn).record_email_event("unknown", "open")
     assert state(service_db, delivery_id)["opened"] == at(1)

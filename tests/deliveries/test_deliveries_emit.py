@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from notify_sql.deliveries import AsyncDeliveries, Deliveries
 from notify_sql.errors import InvalidArgument
+from notify_sql.wrappers import AsyncDeliveries, Deliveries
 from tests.helpers.deliveries import one, snapshot, subscriber
 
 ALL_CHANNELS = ["email", "in_app", "push", "sms"]
@@ -22,7 +22,7 @@ def deliveries(service_db: psycopg.Connection[Any]) -> Deliveries:
     return Deliveries(service_db)
 
 
-def channels_of(conn: psycopg.Connection[Any], event_id: UUID) -> list[str]:
+def channels_of(conn: psycopg.Connection[Any], event_id: UUID | None) -> list[str]:
     return [
         channel
         for (channel,) in conn.execute(
@@ -144,9 +144,7 @@ def test_a_stop_reply_stops_future_sms(
         user_id,
         first,
     )[0]
-    deliveries.update_sms_status_atomic(
-        message_id=message_id, twilio_sid=None, twilio_status="failed", error_code=21610
-    )
+    deliveries.update_sms_status_atomic(message_id, None, "failed", error_code=21610)[0]
     second = deliveries.emit_notification_event("x", {}, target_user_id=user_id)
     assert channels_of(service_db, second) == ["email", "in_app", "push"]
 
@@ -155,8 +153,8 @@ def test_opting_out_is_idempotent_and_keeps_the_first_reason(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
     user_id = subscriber(service_db)
-    assert deliveries.opt_out_user_channel(user_id, "push", "unsubscribe link")
-    assert not deliveries.opt_out_user_channel(user_id, "push", "again")
+    assert deliveries.opt_out_user_channel(user_id, "push", reason="unsubscribe link")
+    assert not deliveries.opt_out_user_channel(user_id, "push", reason="again")
     assert one(
         service_db,
         "SELECT opted_out, opt_out_reason FROM notify.notification_preferences "
@@ -166,7 +164,7 @@ def test_opting_out_is_idempotent_and_keeps_the_first_reason(
     event_id = deliveries.emit_notification_event("x", {}, target_user_id=user_id)
     assert channels_of(service_db, event_id) == ["email", "in_app", "sms"]
     with pytest.raises(InvalidArgument) as raised:
-        deliveries.opt_out_user_channel(user_id, "fax")  # type: ignore[arg-type]
+        deliveries.opt_out_user_channel(user_id, "fax", None)
     assert raised.value.parameter == "p_channel"
 
 
@@ -230,7 +228,7 @@ def test_bad_input_raises_22023_and_writes_nothing(
 
 def test_wrapper_raises_invalid_argument(deliveries: Deliveries) -> None:
     with pytest.raises(InvalidArgument) as raised:
-        deliveries.emit_notification_event("x", {}, channels=["fax"])  # type: ignore[list-item]
+        deliveries.emit_notification_event("x", {}, channels=["fax"])
     assert raised.value.parameter == "p_channels"
 
 

@@ -12,8 +12,8 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from notify_sql.deliveries import AsyncDeliveries, Deliveries
 from notify_sql.errors import InvalidArgument
+from notify_sql.wrappers import AsyncDeliveries, Deliveries
 from tests.helpers.deliveries import (
     DELIVERY_RANKING,
     TWILIO_RANKING,
@@ -53,7 +53,7 @@ def test_codes_are_random_url_safe_and_reused_per_url(
 ) -> None:
     code = deliveries.create_sms_link(delivery_id, URL)
     other = deliveries.create_sms_link(delivery_id, "http://example.com/other")
-    assert re.fullmatch(r"[A-Za-z0-9_-]{8}", code)
+    assert code is not None and re.fullmatch(r"[A-Za-z0-9_-]{8}", code)
     assert other != code
     assert deliveries.create_sms_link(delivery_id, URL) == code
 
@@ -77,9 +77,9 @@ def test_clicks_are_counted_and_reach_the_delivery(
     service_db: psycopg.Connection[Any], deliveries: Deliveries, delivery_id: UUID
 ) -> None:
     code = deliveries.create_sms_link(delivery_id, URL)
-    assert deliveries.record_sms_link_click(code, T0 + timedelta(minutes=5)) == URL
-    assert deliveries.record_sms_link_click(code, T0 + timedelta(minutes=2)) == URL
-    assert deliveries.record_sms_link_click(code, T0 + timedelta(minutes=9)) == URL
+    assert deliveries.record_sms_link_click(code, occurred_at=T0 + timedelta(minutes=5)) == URL
+    assert deliveries.record_sms_link_click(code, occurred_at=T0 + timedelta(minutes=2)) == URL
+    assert deliveries.record_sms_link_click(code, occurred_at=T0 + timedelta(minutes=9)) == URL
     first = T0 + timedelta(minutes=2)
     assert delivery_state(service_db, delivery_id) == ("clicked", first, first, 3)
     assert one(
@@ -137,9 +137,7 @@ def test_clicks_and_twilio_callbacks_interleave_without_deadlock_or_lost_update(
         def job(worker: Deliveries) -> None:
             for _, sms, code in targets:
                 for status in statuses[sms][stream::4]:
-                    worker.update_sms_status_atomic(
-                        message_id=sms, twilio_sid=None, twilio_status=status
-                    )
+                    worker.update_sms_status_atomic(sms, None, status)[0]
                     worker.record_sms_link_click(code)
 
         return job
@@ -181,7 +179,7 @@ def test_bad_url_raises_22023_and_writes_nothing(
 ) -> None:
     before = snapshot(service_db)
     with pytest.raises(InvalidArgument, match=problem) as raised:
-        deliveries.create_sms_link(delivery_id, url)  # type: ignore[arg-type]
+        deliveries.create_sms_link(delivery_id, url)
     assert raised.value.parameter == "p_url"
     assert snapshot(service_db) == before
 
@@ -192,7 +190,7 @@ def test_missing_delivery_raises_22023(
 ) -> None:
     before = snapshot(service_db)
     with pytest.raises(InvalidArgument) as raised:
-        deliveries.create_sms_link(uuid4() if delivery else None, URL)  # type: ignore[arg-type]
+        deliveries.create_sms_link(uuid4() if delivery else None, URL)
     assert raised.value.parameter == "p_delivery_id"
     assert snapshot(service_db) == before
 
@@ -202,7 +200,7 @@ def test_null_short_code_raises_22023_and_writes_nothing(
 ) -> None:
     before = snapshot(service_db)
     with pytest.raises(InvalidArgument) as raised:
-        deliveries.record_sms_link_click(None)  # type: ignore[arg-type]
+        deliveries.record_sms_link_click(None)
     assert raised.value.parameter == "p_short_code"
     assert snapshot(service_db) == before
 

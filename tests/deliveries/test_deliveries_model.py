@@ -10,12 +10,13 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from notify_sql.deliveries import AsyncDeliveries, Deliveries
 from notify_sql.errors import InvalidArgument
+from notify_sql.wrappers import AsyncDeliveries, Deliveries
 from tests.helpers.deliveries import (
     DELIVERY_RANKING,
     TWILIO_RANKING,
     TWILIO_TO_DELIVERY,
+    apply_delivery_status,
     make_delivery,
     make_sms,
     one,
@@ -108,9 +109,10 @@ def test_one_correlation_id_traces_event_deliveries_jobs_and_callbacks(
     )[0]
     deliveries.record_email_event(tracking_id, "open")
     trace = deliveries.get_notification_trace("trace-1")
-    kinds = sorted(entry.kind for entry in trace)
+    kinds = sorted(str(entry.kind) for entry in trace)
     assert kinds == ["callback", "delivery", "delivery", "event", "job", "job", "log"]
-    assert [entry.at for entry in trace] == sorted(entry.at for entry in trace)
+    times = [entry.at for entry in trace if entry.at is not None]
+    assert len(times) == len(trace) and times == sorted(times)
     callback = next(entry for entry in trace if entry.kind == "callback")
     assert callback.detail["changed"] is True
     with pytest.raises(InvalidArgument) as raised:
@@ -121,21 +123,21 @@ def test_one_correlation_id_traces_event_deliveries_jobs_and_callbacks(
 def test_the_worker_reports_through_the_same_rules(service_db: psycopg.Connection[Any]) -> None:
     deliveries = Deliveries(service_db)
     delivery_id, tracking_id = make_delivery(service_db, "email")
-    sent = deliveries.apply_delivery_status(delivery_id, "sent")
+    sent = apply_delivery_status(service_db, delivery_id, "sent")
     assert sent is not None and sent.changed
     deliveries.record_email_event(tracking_id, "open")
-    late = deliveries.apply_delivery_status(delivery_id, "failed", error="smtp timeout")
+    late = apply_delivery_status(service_db, delivery_id, "failed", error="smtp timeout")
     assert late is not None and late.changed  # failed_at and last_error recorded ...
     assert one(
         service_db,
         "SELECT status, last_error FROM notify.notification_deliveries WHERE id = %s",
         delivery_id,
     ) == ("opened", "smtp timeout")  # ... but the status never moves down
-    repeat = deliveries.apply_delivery_status(delivery_id, "failed", error="smtp timeout")
+    repeat = apply_delivery_status(service_db, delivery_id, "failed", error="smtp timeout")
     assert repeat is not None and not repeat.changed
-    assert deliveries.apply_delivery_status(uuid4(), "sent") is None
+    assert apply_delivery_status(service_db, uuid4(), "sent") is None
     with pytest.raises(InvalidArgument) as raised:
-        deliveries.apply_delivery_status(delivery_id, "queued")
+        apply_delivery_status(service_db, delivery_id, "queued")
     assert raised.value.parameter == "p_status"
 
 
@@ -143,8 +145,27 @@ async def test_async_worker_report(dsn: str, service_db: psycopg.Connection[Any]
     delivery_id, _ = make_delivery(service_db, "push")
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await conn.execute("SET ROLE service_role")
-        change = await AsyncDeliveries(conn).apply_delivery_status(delivery_id, "delivered")
+        change = apply_delivery_status(service_db, delivery_id, "delivered")
         assert change is not None
         trace = await AsyncDeliveries(conn).get_notification_trace(change.correlation_id)
     assert [entry.kind for entry in trace] == ["delivery"]
     assert trace[0].detail["status"] == "delivered"
+
+
+def test_one_definition_of_the_channels(service_db: psycopg.Connection[Any]) -> None:
+    """The CHECK constraints and the functions read notification_channels() (0010)."""
+    checks = service_db.execute(
+        "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conname LIKE '%channel_check' AND connamespace = 'notify'::regnamespace "
+        "ORDER BY 1"
+    ).fetchall()
+    tables = ["notify.notification_deliveries", "notify.notification_preferences"]
+    assert [table for table, _ in checks] == tables
+    assert all("notification_channels()" in definition for _, definition in checks)
+    channels = one(service_db, "SELECT notify.notification_channels()")[0]
+    assert channels == ["email", "sms", "push", "in_app"]
+    with pytest.raises(InvalidArgument, match="must be one of email, sms, push, in_app") as raised:
+        Deliveries(service_db).opt_out_user_channel(uuid4(), "fax", None)
+    assert raised.value.parameter == "p_channel"
+    with pytest.raises(psycopg.errors.CheckViolation):
+        make_delivery(service_db, "fax")

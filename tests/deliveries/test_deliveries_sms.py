@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from notify_sql.deliveries import AsyncDeliveries, Deliveries
 from notify_sql.errors import InvalidArgument
+from notify_sql.wrappers import AsyncDeliveries, Deliveries
 from tests.helpers.deliveries import (
     IMPLIED_STAGES,
     TWILIO_RANKING,
@@ -87,9 +87,7 @@ def test_each_twilio_status_maps_onto_both_tables(
     service_db: psycopg.Connection[Any], deliveries: Deliveries, twilio_status: str
 ) -> None:
     message_id = new_message(service_db)
-    result = deliveries.update_sms_status_atomic(
-        message_id=message_id, twilio_sid=None, twilio_status=twilio_status
-    )
+    result = deliveries.update_sms_status_atomic(message_id, None, twilio_status)[0]
     assert result.updated_sms
     assert result.updated_delivery == (TWILIO_TO_DELIVERY[twilio_status] != "pending")
     assert_final_state(service_db, message_id, [twilio_status])
@@ -100,9 +98,7 @@ def test_returns_the_message_fields(
 ) -> None:
     delivery_id, _ = make_delivery(service_db, "sms")
     message_id = make_sms(service_db, delivery_id)
-    result = deliveries.update_sms_status_atomic(
-        message_id=message_id, twilio_sid="SM1", twilio_status="delivered"
-    )
+    result = deliveries.update_sms_status_atomic(message_id, "SM1", "delivered")[0]
     user_id, sent_at, delivered_at = one(
         service_db, "SELECT user_id, sent_at, delivered_at FROM notify.sms_messages WHERE id = %s",
         message_id,
@@ -117,17 +113,15 @@ def test_lookup_falls_back_to_the_sid_and_stores_a_new_sid(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
     by_sid = new_message(service_db, twilio_sid="SMfallback")
-    deliveries.update_sms_status_atomic(
-        message_id=uuid4(), twilio_sid="SMfallback", twilio_status="sent"
-    )
+    deliveries.update_sms_status_atomic(uuid4(), "SMfallback", "sent")[0]
     assert_final_state(service_db, by_sid, ["sent"])
 
     by_id = new_message(service_db)
-    deliveries.update_sms_status_atomic(message_id=by_id, twilio_sid="SMnew", twilio_status="sent")
+    deliveries.update_sms_status_atomic(by_id, "SMnew", "sent")[0]
     assert one(service_db, "SELECT twilio_sid FROM notify.sms_messages WHERE id = %s", by_id) == (
         "SMnew",
     )
-    deliveries.update_sms_status_atomic(message_id=None, twilio_sid="SMnew", twilio_status="read")
+    deliveries.update_sms_status_atomic(None, "SMnew", "read")[0]
     assert_final_state(service_db, by_id, ["sent", "read"])
 
 
@@ -138,9 +132,7 @@ def test_a_sid_held_by_another_message_is_refused(
     without_sid = new_message(service_db)
     before = snapshot(service_db)
     with pytest.raises(InvalidArgument) as raised:
-        deliveries.update_sms_status_atomic(
-            message_id=without_sid, twilio_sid="SMtaken", twilio_status="sent"
-        )
+        deliveries.update_sms_status_atomic(without_sid, "SMtaken", "sent")[0]
     assert raised.value.parameter == "p_twilio_sid"
     assert snapshot(service_db) == before
 
@@ -149,14 +141,10 @@ def test_duplicate_and_lower_callbacks_change_nothing(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
     message_id = new_message(service_db)
-    deliveries.update_sms_status_atomic(
-        message_id=message_id, twilio_sid=None, twilio_status="delivered"
-    )
+    deliveries.update_sms_status_atomic(message_id, None, "delivered")[0]
     before = snapshot(service_db)["sms_messages"], snapshot(service_db)["notification_deliveries"]
     for late in ("delivered", "sent", "queued"):
-        result = deliveries.update_sms_status_atomic(
-            message_id=message_id, twilio_sid=None, twilio_status=late
-        )
+        result = deliveries.update_sms_status_atomic(message_id, None, late)[0]
         assert (result.updated_sms, result.updated_delivery) == (False, False)
     after = snapshot(service_db)["sms_messages"], snapshot(service_db)["notification_deliveries"]
     assert after == before
@@ -173,12 +161,12 @@ def test_delivered_receipt_overrides_an_earlier_failure_and_keeps_its_error(
 ) -> None:
     message_id = new_message(service_db)
     deliveries.update_sms_status_atomic(
-        message_id=message_id,
-        twilio_sid=None,
-        twilio_status="undelivered",
+        message_id,
+        None,
+        "undelivered",
         error_code=30003,
         error_message="Unreachable destination handset",
-    )
+    )[0]
     code, message, last_error = one(
         service_db,
         "SELECT s.twilio_error_code, s.twilio_error_message, d.last_error "
@@ -188,9 +176,7 @@ def test_delivered_receipt_overrides_an_earlier_failure_and_keeps_its_error(
     )
     assert (code, message) == (30003, "Unreachable destination handset")
     assert "30003" in last_error and "Unreachable destination handset" in last_error
-    deliveries.update_sms_status_atomic(
-        message_id=message_id, twilio_sid=None, twilio_status="delivered"
-    )
+    deliveries.update_sms_status_atomic(message_id, None, "delivered")[0]
     assert_final_state(service_db, message_id, ["undelivered", "delivered"])
 
 
@@ -199,12 +185,12 @@ def test_error_21610_opts_the_user_out_of_sms(
 ) -> None:
     message_id = new_message(service_db)
     result = deliveries.update_sms_status_atomic(
-        message_id=message_id,
-        twilio_sid=None,
-        twilio_status="failed",
+        message_id,
+        None,
+        "failed",
         error_code=21610,
         error_message="Attempt to send to unsubscribed recipient",
-    )
+    )[0]
     opted_out, phone = one(
         service_db,
         "SELECT opted_out, phone_number FROM notify.notification_preferences "
@@ -217,9 +203,7 @@ def test_error_21610_opts_the_user_out_of_sms(
 def test_unknown_message_returns_one_row_and_is_logged(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
-    result = deliveries.update_sms_status_atomic(
-        message_id=uuid4(), twilio_sid="SMunknown", twilio_status="delivered"
-    )
+    result = deliveries.update_sms_status_atomic(uuid4(), "SMunknown", "delivered")[0]
     assert (result.updated_sms, result.updated_delivery, result.user_id) == (False, False, None)
     assert one(
         service_db,
@@ -255,7 +239,7 @@ def test_bad_input_raises_22023_and_writes_nothing(
     before = snapshot(service_db)
     call: dict[str, Any] = {"message_id": message_id, "twilio_sid": "SMbad", **arguments}
     with pytest.raises(InvalidArgument) as raised:
-        deliveries.update_sms_status_atomic(**call)
+        deliveries.update_sms_status_atomic(**call)[0]
     assert raised.value.parameter == parameter
     assert snapshot(service_db) == before
 
@@ -264,9 +248,7 @@ def test_a_matching_mapped_status_is_accepted(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
     message_id = new_message(service_db)
-    deliveries.update_sms_status_atomic(
-        message_id=message_id, twilio_sid=None, twilio_status="read", mapped_status="opened"
-    )
+    deliveries.update_sms_status_atomic(message_id, None, "read", mapped_status="opened")[0]
     assert_final_state(service_db, message_id, ["read"])
 
 
@@ -274,9 +256,7 @@ def test_sms_without_delivery_is_updated_alone(
     service_db: psycopg.Connection[Any], deliveries: Deliveries
 ) -> None:
     message_id = make_sms(service_db, None)
-    result = deliveries.update_sms_status_atomic(
-        message_id=message_id, twilio_sid=None, twilio_status="sent"
-    )
+    result = deliveries.update_sms_status_atomic(message_id, None, "sent")[0]
     assert (result.updated_sms, result.updated_delivery) == (True, False)
 
 
@@ -294,9 +274,7 @@ def test_both_tables_or_neither(db: psycopg.Connection[Any], deliveries: Deliver
     )
     before = snapshot(db)
     with pytest.raises(psycopg.errors.RaiseException, match="delivery update refused"):
-        deliveries.update_sms_status_atomic(
-            message_id=message_id, twilio_sid=None, twilio_status="delivered"
-        )
+        deliveries.update_sms_status_atomic(message_id, None, "delivered")[0]
     assert snapshot(db) == before
     assert one(db, "SELECT status, twilio_status FROM notify.sms_messages") == ("pending", None)
 
@@ -332,9 +310,7 @@ def test_any_callback_sequence_ends_in_its_highest_status(
         sid = f"SM{uuid4().hex}"
         message_id = new_message(service_db, twilio_sid=sid)
         for status, by_sid in sequence:
-            deliveries.update_sms_status_atomic(
-                message_id=None if by_sid else message_id, twilio_sid=sid, twilio_status=status
-            )
+            deliveries.update_sms_status_atomic(None if by_sid else message_id, sid, status)[0]
         assert_final_state(service_db, message_id, received)
 
 
@@ -356,9 +332,7 @@ def test_concurrent_callback_streams_lose_no_update(
     def stream(plan: list[tuple[UUID, str]]) -> Callable[[Deliveries], None]:
         def job(worker: Deliveries) -> None:
             for message_id, status in plan:
-                worker.update_sms_status_atomic(
-                    message_id=message_id, twilio_sid=None, twilio_status=status
-                )
+                worker.update_sms_status_atomic(message_id, None, status)[0]
 
         return job
 
@@ -375,13 +349,11 @@ async def test_async_wrapper(dsn: str, service_db: psycopg.Connection[Any]) -> N
     message_id = new_message(service_db)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await conn.execute("SET ROLE service_role")
-        result = await AsyncDeliveries(conn).update_sms_status_atomic(
-            message_id=message_id, twilio_sid=None, twilio_status="delivered"
+        [result] = await AsyncDeliveries(conn).update_sms_status_atomic(
+            message_id, None, "delivered"
         )
         with pytest.raises(InvalidArgument):
-            await AsyncDeliveries(conn).update_sms_status_atomic(
-                message_id=message_id, twilio_sid=None, twilio_status="received"
-            )
+            await AsyncDeliveries(conn).update_sms_status_atomic(message_id, None, "received")
     assert result.updated_sms
     assert_final_state(service_db, message_id, ["delivered"])
 
@@ -390,9 +362,7 @@ async def test_async_wrapper(dsn: str, service_db: psycopg.Connection[Any]) -> N
 def test_only_service_role_may_call(db: psycopg.Connection[Any], role: str) -> None:
     db.execute(f"SET ROLE {role}")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        Deliveries(db).update_sms_status_atomic(
-            message_id=uuid4(), twilio_sid=None, twilio_status="sent"
-        )
+        Deliveries(db).update_sms_status_atomic(uuid4(), None, "sent")[0]
 
 
 # The seed platform's Twilio webhook: `statusMap[MessageStatus] || MessageStatus`, its

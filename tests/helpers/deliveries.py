@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 
-from notify_sql.deliveries import Deliveries
+from notify_sql.rpc import call_rows
+from notify_sql.wrappers import Deliveries
 
 # Every table a delivery-tracking RPC may write, the queue included.
 WRITTEN_TABLES = (
@@ -154,3 +156,19 @@ def run_concurrently(dsn: str, jobs: list[Callable[[Deliveries], None]]) -> None
         thread.join()
     if failures:
         raise failures[0]
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """A row of the internal ``apply_delivery_status`` (no wrapper: not public API)."""
+
+    changed: bool
+    correlation_id: str
+
+
+def apply_delivery_status(
+    conn: psycopg.Connection[Any], delivery_id: UUID, status: str, error: str | None = None
+) -> StatusChange | None:
+    args = {"p_delivery_id": delivery_id, "p_status": status, "p_error": error}
+    rows = call_rows(conn, "apply_delivery_status", args, StatusChange)
+    return rows[0] if rows else None

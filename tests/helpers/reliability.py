@@ -26,8 +26,10 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from notify_sql.migrator import record_catalog_sql
-from notify_sql.queue import ClaimedJob, JsonObject, NewJob, Queue
-from notify_sql.worker import Worker
+from notify_sql.worker import JsonObject, Worker
+from notify_sql.wrappers import Queue
+from notify_sql.wrappers.queue import ClaimPendingJobsRow
+from tests.helpers.queue import new_job
 
 Conn = psycopg.Connection[Any]
 
@@ -75,20 +77,20 @@ def worker_dsn(dsn: str) -> str:
 def enqueue(conn: Conn, count: int, poison_every: int = 0) -> list[UUID]:
     """Enqueues ``count`` jobs (every ``poison_every``-th a poison job) in bulk."""
     jobs = [
-        NewJob(JOB_TYPE, POISON, max_attempts=1)
+        new_job(JOB_TYPE, POISON, max_attempts=1)
         if poison_every and n % poison_every == 0
-        else NewJob(JOB_TYPE, {"n": n})
+        else new_job(JOB_TYPE, {"n": n})
         for n in range(count)
     ]
     queue = Queue(conn)
     return [
         job_id
         for start in range(0, count, 500)
-        for job_id in queue.add_many(jobs[start : start + 500])
+        for job_id in queue.add_queue_jobs(jobs[start : start + 500]) or []
     ]
 
 
-def handle(job: ClaimedJob) -> JsonObject:
+def handle(job: ClaimPendingJobsRow) -> JsonObject:
     """A job's work: a short random pause (so faults land mid-batch), poison jobs raise."""
     time.sleep(random.uniform(0.001, 0.01))
     if job.metadata.get("poison"):
@@ -183,7 +185,7 @@ def recover_and_drain(dsn: str, conn: Conn, timeout: float = 60) -> None:
     """What an operator does after a crash: rescue every job left `processing` by a dead
     worker, then let a healthy worker finish the queue."""
     time.sleep(0.01)  # every claim so far is now older than the stall timeout below
-    Queue(conn).reset_stalled(stall_timeout=timedelta(milliseconds=1), batch_size=100000)
+    Queue(conn).reset_stalled_jobs(stall_timeout=timedelta(milliseconds=1), batch_size=100000)
     with resilient_workers(dsn, 1):
         wait_until(lambda: live_jobs(conn) == 0, timeout, "the drain to finish")
 

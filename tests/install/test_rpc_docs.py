@@ -41,7 +41,8 @@ def test_reference_reflects_grants_security_and_comments(db: psycopg.Connection[
     )
     db.execute("ALTER FUNCTION notify.claim_pending_jobs(text[], integer) SECURITY DEFINER")
     db.execute("COMMENT ON FUNCTION notify.claim_pending_jobs(text[], integer) IS NULL")
-    section = generate(db.info.dsn, SCHEMA).split("## claim_pending_jobs\n")[1].split("\n## ")[0]
+    reference = generate(db.info.dsn, SCHEMA)
+    section = reference.split("### claim_pending_jobs\n")[1].split("\n### ")[0]
     assert "p_batch_size integer DEFAULT 5" in section
     assert "- Executable by: `authenticated`, `service_role`\n" in section
     assert "- Security: definer;" in section
@@ -82,10 +83,21 @@ def test_cli_refuses_a_schema_without_functions(empty_dsn: str) -> None:
     assert "schema notify holds no functions" in result.stderr
 
 
-def test_reference_tells_public_api_from_internal_helpers(dsn: str) -> None:
-    reference = generate(dsn, SCHEMA)
-    assert "| [`claim_pending_jobs`](#claim_pending_jobs) | queue |" in reference
-    assert "| [`record_email_event`](#record_email_event) | deliveries |" in reference
-    assert "| [`check_text`](#check_text) | internal |" in reference
-    helper = reference.split("## check_text\n")[1].split("\n## ")[0]
-    assert "- Kind: internal (internal helper: not public API" in helper
+def test_reference_has_one_section_per_group_with_internal_helpers_marked() -> None:
+    reference = RPC_DOCS.read_text()
+    headings = [line for line in reference.splitlines() if line.startswith("## ")]
+    assert headings == [
+        "## Queue",
+        "## Deliveries",
+        "## Analytics",
+        "## Internal helpers",
+        "## Defined in migrations",
+    ]
+    queue = reference.split("## Queue\n")[1].split("\n## ")[0]
+    internal = reference.split("## Internal helpers\n")[1].split("\n## ")[0]
+    migrations = reference.split("## Defined in migrations\n")[1]
+    assert "### claim_pending_jobs\n" in queue and "Internal helper" not in queue
+    check = internal.split("### check_required\n")[1].split("\n### ")[0]
+    assert "- **Internal helper, not public API.**" in check
+    assert "| [`delivery_funnel_of`](#delivery_funnel_of) |" in migrations
+    assert "| public (analytics) |" in migrations  # rebuild_delivery_funnel_rollup

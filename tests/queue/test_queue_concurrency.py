@@ -13,7 +13,8 @@ from uuid import UUID
 
 import psycopg
 
-from notify_sql.queue import NewJob, Queue
+from notify_sql.wrappers import Queue
+from tests.helpers.queue import new_job
 
 Conn = psycopg.Connection[Any]
 T = TypeVar("T")
@@ -32,15 +33,21 @@ def drain(dsn: str, batch_size: int) -> list[tuple[str, bool]]:
     conn, queue = service_queue(dsn)
     outcomes = []
     with conn:
-        while jobs := queue.claim(["drain"], batch_size):
-            outcomes += [(str(j.id), queue.complete(j.id, j.processing_token)) for j in jobs]
+        while jobs := queue.claim_pending_jobs(["drain"], batch_size=batch_size):
+            outcomes += [
+                (
+                    str(j.id),
+                    bool(queue.complete_queue_job(j.id, processing_token=j.processing_token)),
+                )
+                for j in jobs
+            ]
     return outcomes
 
 
 def test_eight_processes_drain_ten_thousand_jobs_exactly_once(dsn: str, db: Conn) -> None:
     queue = Queue(db)
     for _ in range(JOBS // 1000):
-        queue.add_many([NewJob("drain") for _ in range(1000)])
+        queue.add_queue_jobs([new_job("drain") for _ in range(1000)])
     context = multiprocessing.get_context("fork")
     with context.Pool(WORKERS) as pool:
         results = pool.starmap(drain, [(dsn, 1 + worker % 4 * 10) for worker in range(WORKERS)])
@@ -68,7 +75,9 @@ def concurrently(count: int, dsn: str, call: Callable[[Queue], T]) -> list[T]:
 
 
 def test_twenty_concurrent_adds_with_one_key_return_one_id(dsn: str, db: Conn) -> None:
-    ids = concurrently(20, dsn, lambda q: q.add("brief", {}, dedup_key="user-1:2025-10-10"))
+    ids = concurrently(
+        20, dsn, lambda q: q.add_queue_job(None, "brief", {}, dedup_key="user-1:2025-10-10")
+    )
     assert len(set(ids)) == 1
     assert db.execute("SELECT count(*) FROM notify.queue_jobs").fetchone() == (1,)
 
@@ -82,7 +91,7 @@ def test_concurrent_bulk_adds_agree_on_every_key_without_deadlock(dsn: str, db: 
         # insert order, two such batches meet in the middle and deadlock on each
         # other's uncommitted rows.
         ordered = keys if next(turn) % 2 else keys[::-1]
-        ids = queue.add_many([NewJob("t", dedup_key=key) for key in ordered])
+        ids = queue.add_queue_jobs([new_job("t", dedup_key=key) for key in ordered]) or []
         assert all(ids[i] == ids[ordered.index(key)] for i, key in enumerate(ordered))
         return dict(zip(ordered, ids, strict=True))
 
@@ -104,18 +113,20 @@ def wait_for_lock_waiters(db: Conn, count: int) -> None:
     raise AssertionError(f"{count} sessions never blocked")
 
 
-def race_with_uncommitted_insert(dsn: str, db: Conn, commit: bool) -> tuple[UUID, list[UUID]]:
+def race_with_uncommitted_insert(
+    dsn: str, db: Conn, commit: bool
+) -> tuple[UUID | None, list[UUID | None]]:
     """Adds key k in an open transaction, starts 5 more adds (which must wait on it),
     then commits or rolls back the first one."""
     with psycopg.connect(dsn) as holder:
         holder.execute("SET ROLE service_role")
-        first = Queue(holder).add("t", {}, dedup_key="k")
+        first = Queue(holder).add_queue_job(None, "t", {}, dedup_key="k")
         with ThreadPoolExecutor(5) as pool:
 
-            def add(_: int) -> UUID:
+            def add(_: int) -> UUID | None:
                 conn, queue = service_queue(dsn)
                 with conn:
-                    return queue.add("t", {}, dedup_key="k")
+                    return queue.add_queue_job(None, "t", {}, dedup_key="k")
 
             futures = [pool.submit(add, n) for n in range(5)]
             wait_for_lock_waiters(db, 5)

@@ -29,7 +29,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from notify_sql.queue import Queue
+from notify_sql.wrappers import Queue
 
 Conn = psycopg.Connection[Any]
 LIVE = ("pending", "processing")
@@ -69,20 +69,21 @@ def run_queue_machine(db: Conn, service_db: Conn) -> None:
         @rule(key=st.sampled_from([None, "a", "b"]))
         def add(self, key: str | None) -> None:
             holder = self.live_holder(key) if key else None
-            job_id = queue.add("t", {}, dedup_key=key)
+            job_id = queue.add_queue_job(None, "t", {}, dedup_key=key)
             if holder is not None:
                 assert job_id == holder
             else:
-                assert job_id not in self.jobs
+                assert job_id is not None and job_id not in self.jobs
                 self.jobs[job_id] = ModelJob(key)
 
         @precondition(lambda self: self.jobs)
         @rule(target=leases, batch=st.integers(1, 3))
         def claim(self, batch: int) -> object:
             due = [i for i, j in self.jobs.items() if j.status == "pending" and j.due]
-            claimed = queue.claim(["t"], batch)
+            claimed = queue.claim_pending_jobs(["t"], batch_size=batch)
             assert len(claimed) == min(batch, len(due))
             for job in claimed:
+                assert job.id is not None
                 model = self.jobs[job.id]
                 assert model.status == "pending" and model.due
                 model.status, model.token = "processing", job.processing_token
@@ -96,14 +97,17 @@ def run_queue_machine(db: Conn, service_db: Conn) -> None:
         @rule(lease=leases)
         def complete(self, lease: tuple[UUID, UUID]) -> None:
             expected = self.holds(lease)
-            assert queue.complete(*lease) == expected
+            assert queue.complete_queue_job(lease[0], processing_token=lease[1]) == expected
             if expected:
                 self.jobs[lease[0]].status = "completed"
 
         @rule(lease=leases, retry=st.booleans())
         def fail(self, lease: tuple[UUID, UUID], retry: bool) -> None:
             expected = self.holds(lease)
-            assert queue.fail(lease[0], lease[1], "boom", retry) == expected
+            assert (
+                queue.fail_queue_job(lease[0], "boom", processing_token=lease[1], retry=retry)
+                == expected
+            )
             if expected:
                 job = self.jobs[lease[0]]
                 job.attempts += 1
@@ -121,7 +125,7 @@ def run_queue_machine(db: Conn, service_db: Conn) -> None:
 
         @rule(lease=leases)
         def heartbeat(self, lease: tuple[UUID, UUID]) -> None:
-            assert queue.heartbeat(*lease) == self.holds(lease)
+            assert queue.heartbeat_queue_job(*lease) == self.holds(lease)
 
         @precondition(lambda self: any(not j.due for j in self.jobs.values()))
         @rule()
@@ -150,7 +154,7 @@ def run_queue_machine(db: Conn, service_db: Conn) -> None:
                 "WHERE status = 'processing'"
             )
             stalled = [j for j in self.jobs.values() if j.status == "processing"]
-            assert queue.reset_stalled(timedelta(minutes=5)) == len(stalled)
+            assert queue.reset_stalled_jobs(stall_timeout=timedelta(minutes=5)) == len(stalled)
             for job in stalled:
                 job.token = None
                 job.attempts += 1
@@ -163,7 +167,10 @@ def run_queue_machine(db: Conn, service_db: Conn) -> None:
             job_id = data.draw(st.sampled_from(list(self.jobs)))
             job = self.jobs[job_id]
             expected = job.status == "pending" or (allow_processing and job.status == "processing")
-            assert queue.cancel(job_id, "test", allow_processing) == expected
+            assert (
+                queue.cancel_job_with_reason(job_id, "test", allow_processing=allow_processing)
+                == expected
+            )
             if expected:
                 job.status = "cancelled"
 

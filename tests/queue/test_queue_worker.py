@@ -14,8 +14,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from notify_sql.queue import ClaimedJob, JsonObject, NewJob, Queue
-from notify_sql.worker import Worker, WorkerStats
+from notify_sql.worker import JsonObject, Worker, WorkerStats
+from notify_sql.wrappers import Queue
+from notify_sql.wrappers.queue import ClaimPendingJobsRow
+from tests.helpers.queue import new_job
 
 Conn = psycopg.Connection[Any]
 
@@ -38,10 +40,10 @@ def status_counts(db: Conn) -> dict[str, int]:
 
 
 def test_worker_completes_batches_and_fails_jobs_that_raise(dsn: str, db: Conn) -> None:
-    Queue(db).add_many([NewJob("t", {"n": n}) for n in range(23)])
+    Queue(db).add_queue_jobs([new_job("t", {"n": n}) for n in range(23)])
     seen = threading.Semaphore(0)
 
-    def handler(job: ClaimedJob) -> JsonObject:
+    def handler(job: ClaimPendingJobsRow) -> JsonObject:
         seen.release()
         if job.metadata["n"] == 3:
             raise RuntimeError("boom")
@@ -81,12 +83,14 @@ def test_idle_worker_picks_up_new_jobs(dsn: str, db: Conn, listen: bool) -> None
     with running(worker):
         while not worker_is_idle(db):
             threading.Event().wait(0.05)
-        Queue(db).add("t", {})
+        Queue(db).add_queue_job(None, "t", {})
         assert handled.wait(timeout=30)
     assert worker.stats.completed == 1
 
 
-def wait_for_heartbeat_after(conn: Conn, job: ClaimedJob, after: datetime | None) -> datetime:
+def wait_for_heartbeat_after(
+    conn: Conn, job: ClaimPendingJobsRow, after: datetime | None
+) -> datetime:
     """Synchronisation, not a timing assertion: the next heartbeat later than ``after``."""
     for _ in range(600):
         row = conn.execute(
@@ -101,9 +105,9 @@ def wait_for_heartbeat_after(conn: Conn, job: ClaimedJob, after: datetime | None
 def test_worker_heartbeats_jobs_in_hand_and_survives_losing_that_connection(
     dsn: str, db: Conn
 ) -> None:
-    Queue(db).add("slow", {})
+    Queue(db).add_queue_job(None, "slow", {})
 
-    def handler(job: ClaimedJob) -> None:
+    def handler(job: ClaimPendingJobsRow) -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             first = wait_for_heartbeat_after(conn, job, None)
             conn.execute(
@@ -121,7 +125,7 @@ def test_worker_heartbeats_jobs_in_hand_and_survives_losing_that_connection(
 
 
 def _run_until_sigterm(dsn: str, started: Any, proceed: Any, results: Any) -> None:
-    def handler(job: ClaimedJob) -> None:
+    def handler(job: ClaimPendingJobsRow) -> None:
         started.set()
         proceed.wait(30)
 
@@ -130,7 +134,7 @@ def _run_until_sigterm(dsn: str, started: Any, proceed: Any, results: Any) -> No
 
 
 def test_sigterm_finishes_the_job_in_hand_and_releases_the_rest(dsn: str, db: Conn) -> None:
-    Queue(db).add_many([NewJob("t") for _ in range(3)])
+    Queue(db).add_queue_jobs([new_job("t") for _ in range(3)])
     context = multiprocessing.get_context("fork")
     started, proceed, results = context.Event(), context.Event(), context.Queue()
     process = context.Process(target=_run_until_sigterm, args=(dsn, started, proceed, results))

@@ -19,8 +19,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from notify_sql.queue import ClaimedJob, Queue
 from notify_sql.worker import Worker
+from notify_sql.wrappers import Queue
+from notify_sql.wrappers.queue import ClaimPendingJobsRow
 from tests.helpers.reliability import (
     JOB_TYPE,
     WORKER_APPLICATION,
@@ -67,19 +68,22 @@ def test_jobs_claimed_by_a_lost_connection_come_back_and_old_tokens_are_fenced(
 ) -> None:
     with worker_connection(dsn) as conn:
         queue = Queue(conn)
-        batch = queue.claim([JOB_TYPE], 10)
+        batch = queue.claim_pending_jobs([JOB_TYPE], batch_size=10)
         for job in batch[:3]:
-            assert queue.complete(job.id, job.processing_token)
+            assert queue.complete_queue_job(job.id, processing_token=job.processing_token)
         assert terminate_workers(db) == 1
         with pytest.raises(psycopg.OperationalError):
-            queue.complete(batch[3].id, batch[3].processing_token)
+            queue.complete_queue_job(batch[3].id, processing_token=batch[3].processing_token)
     assert _statuses(db) == {"completed": 3, "processing": 7, "pending": 10}
 
     time.sleep(0.01)
-    assert Queue(db).reset_stalled(stall_timeout=timedelta(milliseconds=1)) == 7
+    assert Queue(db).reset_stalled_jobs(stall_timeout=timedelta(milliseconds=1)) == 7
     assert _statuses(db) == {"completed": 3, "pending": 17}
     with worker_connection(dsn) as late:  # the lost worker, reconnected, finishing its batch
-        assert not any(Queue(late).complete(j.id, j.processing_token) for j in batch[3:])
+        assert not any(
+            Queue(late).complete_queue_job(j.id, processing_token=j.processing_token)
+            for j in batch[3:]
+        )
 
     recover_and_drain(dsn, db)
     assert assert_every_job_final_exactly_once(db, jobs) == {"completed": 20}
@@ -89,7 +93,7 @@ def test_a_claim_in_a_transaction_that_loses_its_connection_rolls_back(
     dsn: str, db: Conn, jobs: list[Any]
 ) -> None:
     with worker_connection(dsn, autocommit=False) as conn:
-        assert len(Queue(conn).claim([JOB_TYPE], 10)) == 10
+        assert len(Queue(conn).claim_pending_jobs([JOB_TYPE], batch_size=10)) == 10
         assert terminate_workers(db) == 1
         with pytest.raises(psycopg.OperationalError):
             conn.commit()
@@ -106,7 +110,7 @@ def test_a_claim_statement_cut_off_while_running_changes_nothing(
     def claim() -> None:
         with worker_connection(dsn) as conn:
             try:
-                Queue(conn).claim([JOB_TYPE], 10)
+                Queue(conn).claim_pending_jobs([JOB_TYPE], batch_size=10)
             except psycopg.Error as error:
                 outcome.append(error)
 
@@ -135,7 +139,7 @@ def test_worker_keeps_heartbeating_after_losing_its_heartbeat_connection(
     worker is alive and well."""
     release = threading.Event()
 
-    def long_job(job: ClaimedJob) -> None:
+    def long_job(job: ClaimPendingJobsRow) -> None:
         release.wait(30)
 
     worker = Worker(

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from notify_sql.migrator import migrate
-from notify_sql.queue import Queue
 from notify_sql.throwaway import ThrowawayPostgres
+from notify_sql.wrappers import Queue
 from tests.helpers.reliability import (
     JOB_TYPE,
     assert_every_job_final_exactly_once,
@@ -66,7 +66,8 @@ class Enqueuer(threading.Thread):
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
                     queue = Queue(conn)
                     while len(self.acknowledged) < self.total:
-                        job = queue.add(JOB_TYPE, {"n": len(self.acknowledged)})
+                        job = queue.add_queue_job(None, JOB_TYPE, {"n": len(self.acknowledged)})
+                        assert job is not None
                         self.acknowledged.append(job)
             except psycopg.OperationalError as error:
                 self.errors.append(error)

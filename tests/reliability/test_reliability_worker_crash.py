@@ -18,7 +18,7 @@ import time
 from datetime import timedelta
 from multiprocessing.context import SpawnProcess
 
-from notify_sql.queue import Queue
+from notify_sql.wrappers import Queue
 from tests.helpers.reliability import (
     CONNECTION_LOST,
     WORKER_APPLICATION,
@@ -76,7 +76,7 @@ def test_killed_workers_lose_no_job_and_complete_none_twice(dsn: str, db: Conn) 
                         f"a worker died of something else than the faults: {process.exitcode}"
                     )
                     processes[position] = _start(dsn)
-            Queue(db).reset_stalled(stall_timeout=timedelta(milliseconds=500))
+            Queue(db).reset_stalled_jobs(stall_timeout=timedelta(milliseconds=500))
     finally:
         for process in processes:
             process.kill()

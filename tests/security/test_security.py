@@ -31,8 +31,11 @@ PRIVILEGES: dict[str, frozenset[str]] = (
     dict.fromkeys(
         (
             # the validation family (check_*)
+            "check_condition",
             "check_jsonb",
+            "check_member",
             "check_required",
+            "check_time",
             # queue
             "add_queue_job",
             "add_queue_jobs",
@@ -128,6 +131,9 @@ PRIVILEGES: dict[str, frozenset[str]] = (
         # Trigger functions: fired by PostgreSQL, never called by anyone.
         "delivery_funnel_rollup_clear": frozenset(),
         "delivery_funnel_rollup_track": frozenset(),
+        # The channel list (0010): called by the channel CHECK constraints, so also by
+        # authenticated writing its own preference rows; a constant, it reads no data.
+        "notification_channels": frozenset({"service_role", "authenticated"}),
     }
 )
 

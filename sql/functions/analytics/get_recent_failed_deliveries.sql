@@ -33,10 +33,7 @@ AS $$
 DECLARE
   v_since timestamptz := now() - check_window('p_interval', p_interval);
 BEGIN
-  IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_limit: must be between 1 and 1000, got %s', coalesce(p_limit::text, 'NULL'));
-  END IF;
+  PERFORM check_batch_size('p_limit', p_limit, 1000);
   RETURN QUERY
   -- Limit first, then look up the event types of the p_limit rows kept.
   SELECT d.id, d.event_id, e.event_type, d.recipient_user_id, d.channel, d.status,

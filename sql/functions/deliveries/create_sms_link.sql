@@ -16,23 +16,14 @@ AS $$
 DECLARE
   v_code text;
 BEGIN
-  IF p_delivery_id IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_delivery_id: must not be NULL';
-  END IF;
-  IF nullif(p_url, '') IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_url: must not be NULL or empty';
-  END IF;
-  IF length(p_url) > 2048 THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_url: longer than 2048 characters';
-  END IF;
-  IF NOT is_http_url(p_url) THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_url: %L is not an http(s) URL', left(p_url, 100));
-  END IF;
-  IF NOT EXISTS (SELECT FROM notification_deliveries d WHERE d.id = p_delivery_id) THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_delivery_id: no delivery %s', p_delivery_id);
-  END IF;
+  PERFORM check_required('p_delivery_id', p_delivery_id);
+  PERFORM check_condition('p_url', p_url <> '', 'must not be NULL or empty');
+  PERFORM check_text('p_url', p_url, 2048);
+  PERFORM check_condition('p_url', is_http_url(p_url),
+                          format('%L is not an http(s) URL', left(p_url, 100)));
+  PERFORM check_condition('p_delivery_id',
+    EXISTS (SELECT FROM notification_deliveries d WHERE d.id = p_delivery_id),
+    format('no delivery %s', p_delivery_id));
 
   FOR attempt IN 1..10 LOOP
     SELECT l.short_code INTO v_code

@@ -14,10 +14,9 @@ SECURITY INVOKER
 SET search_path = @schema@, pg_temp
 AS $$
 BEGIN
-  IF nullif(btrim(p_correlation_id), '') IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_correlation_id: must not be NULL or empty';
-  END IF;
+  PERFORM check_condition('p_correlation_id', btrim(p_correlation_id) <> '',
+                          'must not be NULL or empty');
+  PERFORM check_text('p_correlation_id', p_correlation_id, 200);  -- docs/bounds.md
   RETURN QUERY
   SELECT t.at, t.kind, t.id, t.detail
   FROM (
@@ -52,7 +51,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION @schema@.get_notification_trace(text) IS 'Everything recorded under one correlation id (event, deliveries, queue jobs, provider callbacks, logs) in time order. Read-only; raises 22023 on a NULL or empty id.';
+COMMENT ON FUNCTION @schema@.get_notification_trace(text) IS 'Everything recorded under one correlation id (event, deliveries, queue jobs, provider callbacks, logs) in time order. Read-only; raises 22023 on a NULL, empty or over-long (200) id.';
 
 GRANT EXECUTE ON FUNCTION @schema@.get_notification_trace(text) TO service_role;
 GRANT EXECUTE ON FUNCTION @schema@.get_notification_trace(text) TO notify_sql_monitor;

@@ -17,14 +17,10 @@ SECURITY INVOKER
 SET search_path = @schema@, pg_temp
 AS $$
 BEGIN
-  IF p_user_id IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_user_id: must not be NULL';
-  END IF;
-  IF p_channel IS NULL OR p_channel NOT IN ('email', 'sms', 'push', 'in_app') THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_channel: %L is not one of email, sms, push, in_app',
-                       left(p_channel, 100));
-  END IF;
+  PERFORM check_required('p_user_id', p_user_id);
+  PERFORM check_member('p_channel', p_channel, notification_channels());
+  PERFORM check_text('p_reason', p_reason, 1024, false);  -- docs/bounds.md
+  PERFORM check_text('p_phone_number', p_phone_number, 32, false);
 
   INSERT INTO notification_preferences AS p
     (user_id, channel, opted_out, opted_out_at, opt_out_reason, phone_number)
@@ -40,6 +36,6 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION @schema@.opt_out_user_channel(uuid, text, text, text) IS 'Marks a user opted out of a channel (idempotent; first time and reason kept); true when this call opted them out. Raises 22023 on a NULL user or unknown channel.';
+COMMENT ON FUNCTION @schema@.opt_out_user_channel(uuid, text, text, text) IS 'Marks a user opted out of a channel (idempotent; first time and reason kept); true when this call opted them out. Raises 22023 on a NULL user, an unknown channel, a reason over 1024 or a phone number over 32 characters.';
 
 GRANT EXECUTE ON FUNCTION @schema@.opt_out_user_channel(uuid, text, text, text) TO service_role;

@@ -22,12 +22,8 @@ DECLARE
   v_url text;
   v_correlation_id text;
 BEGIN
-  IF p_short_code IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_short_code: must not be NULL';
-  END IF;
-  IF p_occurred_at IS NULL OR NOT isfinite(p_occurred_at) THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_occurred_at: must be a finite timestamp';
-  END IF;
+  PERFORM check_text('p_short_code', p_short_code, 32);  -- docs/bounds.md
+  PERFORM check_time('p_occurred_at', p_occurred_at);
 
   UPDATE sms_links l
   SET click_count = l.click_count + 1,
@@ -51,6 +47,6 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION @schema@.record_sms_link_click(text, timestamptz) IS 'Counts a click on an SMS short link, marks its delivery clicked (and opened) without ever moving it down, logs it, and returns the target URL; NULL for an unknown code. Raises 22023 on a NULL code or a NULL or infinite time.';
+COMMENT ON FUNCTION @schema@.record_sms_link_click(text, timestamptz) IS 'Counts a click on an SMS short link, marks its delivery clicked (and opened) without ever moving it down, logs it, and returns the target URL; NULL for an unknown code. Raises 22023 on a NULL or over-long (32) code or a NULL or infinite time.';
 
 GRANT EXECUTE ON FUNCTION @schema@.record_sms_link_click(text, timestamptz) TO service_role;

@@ -66,8 +66,8 @@ SET plan_cache_mode = force_custom_plan
 AS $$
 #variable_conflict use_column
 DECLARE
-  -- The channel vocabulary of notification_deliveries (its CHECK constraint).
-  v_all_channels CONSTANT text[] := ARRAY['email', 'sms', 'push', 'in_app'];
+  -- The channel vocabulary of notification_deliveries (its CHECK constraint reads it too).
+  v_all_channels CONSTANT text[] := notification_channels();
   v_channels text[] := v_all_channels;
   v_step interval;
   -- A dashboard chart needs no more points than this; it bounds the grid's work.
@@ -78,38 +78,23 @@ DECLARE
   v_from timestamptz;
   v_to timestamptz;
 BEGIN
-  IF p_since IS NULL OR NOT isfinite(p_since) OR p_since >= v_last_time THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_since: must be a finite time before %s, got %s',
-                       v_last_time, coalesce(p_since::text, 'NULL'));
-  END IF;
-  IF NOT isfinite(p_until) OR p_until >= v_last_time THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_until: must be a finite time before %s or NULL, got %s',
-                       v_last_time, p_until);
-  END IF;
-  IF p_by_channel IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_by_channel: is required';
-  END IF;
-  IF p_granularity IS NOT NULL AND p_granularity NOT IN ('hour', 'day') THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_granularity: must be ''hour'' or ''day'', got %L', left(p_granularity, 100));
-  END IF;
+  PERFORM check_condition('p_since', isfinite(p_since) AND p_since < v_last_time,
+    format('must be a finite time before %s, got %s', v_last_time, coalesce(p_since::text, 'NULL')));
+  PERFORM check_condition('p_until', p_until IS NULL OR (isfinite(p_until) AND p_until < v_last_time),
+    format('must be a finite time before %s or NULL, got %s', v_last_time, p_until));
+  PERFORM check_required('p_by_channel', p_by_channel);
+  PERFORM check_condition('p_granularity', p_granularity IS NULL OR p_granularity IN ('hour', 'day'),
+    format('must be ''hour'' or ''day'', got %L', left(p_granularity, 100)));
   IF p_channel IS NOT NULL THEN
-    IF p_channel <> ALL (v_all_channels) THEN
-      RAISE EXCEPTION USING ERRCODE = '22023',
-        MESSAGE = format('p_channel: must be one of %s, got %L',
-                         array_to_string(v_all_channels, ', '), left(p_channel, 100));
-    END IF;
+    PERFORM check_member('p_channel', p_channel, v_all_channels);
     v_channels := ARRAY[p_channel];
   END IF;
   v_step := ('1 ' || p_granularity)::interval;  -- NULL without granularity
-  IF extract(epoch FROM coalesce(p_until, now()) - p_since) / extract(epoch FROM v_step)
-     > v_max_buckets THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_granularity: %L buckets over this window would be more than %s; '
-                       'use a coarser granularity or a shorter window', p_granularity, v_max_buckets);
-  END IF;
+  PERFORM check_condition('p_granularity',  -- no granularity: one bucket, nothing to bound
+    coalesce(extract(epoch FROM coalesce(p_until, now()) - p_since) / extract(epoch FROM v_step)
+             <= v_max_buckets, true),
+    format('%L buckets over this window would be more than %s; '
+           'use a coarser granularity or a shorter window', p_granularity, v_max_buckets));
 
   -- [v_from, v_to): the whole slices read from the rollup. An open window reads the
   -- rollup up to the end of now()'s slice; rows created later come from the table.

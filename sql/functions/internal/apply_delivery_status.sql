@@ -35,22 +35,13 @@ DECLARE
   v_old notification_deliveries;
   v_new notification_deliveries;
 BEGIN
-  IF p_delivery_id IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_delivery_id: must not be NULL';
-  END IF;
-  IF delivery_status_rank(p_status) IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = format('p_status: unknown delivery status %L', left(p_status, 100));
-  END IF;
-  IF p_occurred_at IS NULL OR NOT isfinite(p_occurred_at) THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_occurred_at: must be a finite timestamp';
-  END IF;
-  IF p_opens IS NULL OR p_opens NOT BETWEEN 0 AND 1000 THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_opens: must be between 0 and 1000';
-  END IF;
-  IF p_clicks IS NULL OR p_clicks NOT BETWEEN 0 AND 1000 THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_clicks: must be between 0 and 1000';
-  END IF;
+  PERFORM check_required('p_delivery_id', p_delivery_id);
+  PERFORM check_condition('p_status', delivery_status_rank(p_status) IS NOT NULL,
+                          format('unknown delivery status %L', left(p_status, 100)));
+  PERFORM check_time('p_occurred_at', p_occurred_at);
+  PERFORM check_text('p_error', p_error, 4096, false);  -- docs/bounds.md
+  PERFORM check_condition('p_opens', p_opens BETWEEN 0 AND 1000, 'must be between 0 and 1000');
+  PERFORM check_condition('p_clicks', p_clicks BETWEEN 0 AND 1000, 'must be between 0 and 1000');
 
   SELECT * INTO v_old FROM notification_deliveries d WHERE d.id = p_delivery_id
   FOR NO KEY UPDATE;
@@ -99,6 +90,6 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION @schema@.apply_delivery_status(uuid, text, timestamptz, text, integer, integer) IS 'Moves a delivery up the delivery ranking (never down), fills the timestamps the status implies and adds open/click counts, under a row lock; returns (changed, correlation_id), no row for an unknown delivery. Raises 22023 on an unknown status or NULL argument.';
+COMMENT ON FUNCTION @schema@.apply_delivery_status(uuid, text, timestamptz, text, integer, integer) IS 'Moves a delivery up the delivery ranking (never down), fills the timestamps the status implies and adds open/click counts, under a row lock; returns (changed, correlation_id), no row for an unknown delivery. Raises 22023 on an unknown status, a NULL argument or an error text over 4096 characters.';
 
 GRANT EXECUTE ON FUNCTION @schema@.apply_delivery_status(uuid, text, timestamptz, text, integer, integer) TO service_role;

@@ -22,6 +22,8 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = format('%s: is required (a positive interval such as ''7 days'')', p_parameter);
   END IF;
+  -- Interval text is short ('7 days', '2 weeks 3 hours'); docs/bounds.md.
+  PERFORM check_text(p_parameter, p_value, 100);
   BEGIN
     v_interval := p_value::interval;
   EXCEPTION WHEN data_exception THEN
@@ -45,7 +47,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION @schema@.check_window(text, text) IS
-  'Parses an analytics window: a positive interval whose start now() - i is representable; otherwise raises 22023 naming p_parameter.';
+  'Parses an analytics window: a positive interval whose start now() - i is representable; otherwise (or when longer than 100 characters) raises 22023 naming p_parameter.';
 
 GRANT EXECUTE ON FUNCTION @schema@.check_window(text, text) TO service_role;
 GRANT EXECUTE ON FUNCTION @schema@.check_window(text, text) TO notify_sql_monitor;

@@ -12,16 +12,17 @@ SECURITY INVOKER
 SET search_path = @schema@, pg_temp
 AS $$
 BEGIN
-  IF p_user_id IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_user_id: must not be NULL';
-  END IF;
-  BEGIN
-    IF p_brief_date IS NULL OR p_brief_date !~ '^\d{4}-\d{2}-\d{2}$' OR p_brief_date::date IS NULL THEN
-      RAISE EXCEPTION USING ERRCODE = '22023';
-    END IF;
-  EXCEPTION WHEN data_exception THEN  -- 22023 itself, or a date like 2025-02-30
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_brief_date: must be a date written YYYY-MM-DD';
-  END;
+  PERFORM check_required('p_user_id', p_user_id);
+  -- A real calendar date, judged without a cast that could raise: the day must exist
+  -- in its month (2025-02-30 does not) and year 0 does not exist.
+  PERFORM check_condition('p_brief_date',
+    CASE WHEN p_brief_date ~ '^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$'
+              AND left(p_brief_date, 4) <> '0000'
+         THEN substr(p_brief_date, 9, 2)::integer <= extract(day FROM
+                make_date(left(p_brief_date, 4)::integer, substr(p_brief_date, 6, 2)::integer, 1)
+                + interval '1 month - 1 day')
+    END,
+    'must be a date written YYYY-MM-DD');
 
   RETURN QUERY
   WITH cancelled AS (

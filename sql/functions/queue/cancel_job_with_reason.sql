@@ -11,15 +11,10 @@ SECURITY INVOKER
 SET search_path = @schema@, pg_temp
 AS $$
 BEGIN
-  IF p_job_id IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_job_id: must not be NULL';
-  END IF;
-  IF p_reason IS NULL OR p_reason = '' THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_reason: must be a non-empty string';
-  END IF;
-  IF p_allow_processing IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_allow_processing: must not be NULL';
-  END IF;
+  PERFORM check_required('p_job_id', p_job_id);
+  PERFORM check_condition('p_reason', p_reason <> '', 'must be a non-empty string');
+  PERFORM check_text('p_reason', p_reason, 1024);  -- docs/bounds.md
+  PERFORM check_required('p_allow_processing', p_allow_processing);
 
   UPDATE queue_jobs
   SET status = 'cancelled', error_message = p_reason, completed_at = now(), updated_at = now()
@@ -30,6 +25,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION @schema@.cancel_job_with_reason(uuid, text, boolean) IS
-  'Cancels a pending job (or a processing one when p_allow_processing), storing p_reason in error_message; false when the job is absent, finished, or processing without permission. 22023 on a NULL id or empty reason.';
+  'Cancels a pending job (or a processing one when p_allow_processing), storing p_reason in error_message; false when the job is absent, finished, or processing without permission. 22023 on a NULL id or an empty or over-long (1024) reason.';
 
 GRANT EXECUTE ON FUNCTION @schema@.cancel_job_with_reason(uuid, text, boolean) TO service_role;

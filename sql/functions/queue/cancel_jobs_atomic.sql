@@ -13,20 +13,16 @@ SECURITY INVOKER
 SET search_path = @schema@, pg_temp
 AS $$
 BEGIN
-  IF p_user_id IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_user_id: must not be NULL';
-  END IF;
-  IF p_job_type IS NULL OR p_job_type = '' THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_job_type: must be a non-empty string';
-  END IF;
-  IF p_metadata_filter IS NOT NULL AND jsonb_typeof(p_metadata_filter) <> 'object' THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_metadata_filter: must be NULL or a JSON object';
-  END IF;
-  IF p_allowed_statuses IS NULL OR cardinality(p_allowed_statuses) = 0
-     OR NOT p_allowed_statuses <@ ARRAY['pending', 'processing'] THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_allowed_statuses: must be a non-empty subset of {pending,processing}';
-  END IF;
+  PERFORM check_required('p_user_id', p_user_id);
+  PERFORM check_condition('p_job_type', p_job_type <> '', 'must be a non-empty string');
+  PERFORM check_text('p_job_type', p_job_type, 200);  -- docs/bounds.md
+  PERFORM check_jsonb('p_metadata_filter', p_metadata_filter, 65536, false, false);
+  PERFORM check_condition('p_metadata_filter',
+    p_metadata_filter IS NULL OR jsonb_typeof(p_metadata_filter) = 'object',
+    'must be NULL or a JSON object');
+  PERFORM check_condition('p_allowed_statuses',
+    cardinality(p_allowed_statuses) > 0 AND p_allowed_statuses <@ ARRAY['pending', 'processing'],
+    'must be a non-empty subset of {pending,processing}');
 
   RETURN QUERY
   UPDATE queue_jobs j
@@ -41,6 +37,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION @schema@.cancel_jobs_atomic(uuid, text, jsonb, text[]) IS
-  'Cancels, in one statement, the user''s jobs of p_job_type whose status is in p_allowed_statuses and whose metadata contains p_metadata_filter; returns them. 22023 on a NULL user, empty type, non-object filter, or statuses outside {pending,processing}.';
+  'Cancels, in one statement, the user''s jobs of p_job_type whose status is in p_allowed_statuses and whose metadata contains p_metadata_filter; returns them. 22023 on a NULL user, empty or over-long (200) type, non-object or over-64-KiB filter, or statuses outside {pending,processing}.';
 
 GRANT EXECUTE ON FUNCTION @schema@.cancel_jobs_atomic(uuid, text, jsonb, text[]) TO service_role;

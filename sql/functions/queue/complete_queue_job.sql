@@ -11,13 +11,9 @@ SECURITY INVOKER
 SET search_path = @schema@, pg_temp
 AS $$
 BEGIN
-  IF p_job_id IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_job_id: must not be NULL';
-  END IF;
-  IF p_processing_token IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_processing_token: must not be NULL (pass the token claim_pending_jobs returned)';
-  END IF;
+  PERFORM check_required('p_job_id', p_job_id);
+  PERFORM check_required('p_processing_token', p_processing_token);
+  PERFORM check_jsonb('p_result', p_result, 1048576, false, false);  -- docs/bounds.md
 
   UPDATE queue_jobs
   SET status = 'completed', completed_at = now(), result = p_result, updated_at = now()
@@ -27,6 +23,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION @schema@.complete_queue_job(uuid, jsonb, uuid) IS
-  'Completes a processing job if p_processing_token is its current token; false (no change) otherwise. 22023 on a NULL id or token.';
+  'Completes a processing job if p_processing_token is its current token; false (no change) otherwise. 22023 on a NULL id or token, or a result over 1 MiB.';
 
 GRANT EXECUTE ON FUNCTION @schema@.complete_queue_job(uuid, jsonb, uuid) TO service_role;

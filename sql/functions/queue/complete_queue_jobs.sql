@@ -23,10 +23,12 @@ DECLARE
   v_completed uuid[];
 BEGIN
   PERFORM check_job_batch(p_job_ids, p_processing_tokens);
-  IF p_results IS NOT NULL AND cardinality(p_results) <> cardinality(p_job_ids) THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_results: must be NULL or hold one element per job id';
-  END IF;
+  PERFORM check_condition('p_results',
+    p_results IS NULL OR cardinality(p_results) = cardinality(p_job_ids),
+    'must be NULL or hold one element per job id');
+  PERFORM check_condition('p_results',  -- docs/bounds.md: p_result's bound, per element
+    NOT EXISTS (SELECT FROM unnest(p_results) AS r (v) WHERE pg_column_size(r.v) > 1048576),
+    'every element at most 1048576 bytes');
 
   WITH completed AS (
     UPDATE queue_jobs j
@@ -42,6 +44,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION @schema@.complete_queue_jobs(uuid[], uuid[], jsonb[]) IS
-  'Completes each (id, token) pair whose token is still current; returns the ids completed. 22023 on NULLs, mismatched lengths or more than 1000 jobs.';
+  'Completes each (id, token) pair whose token is still current; returns the ids completed. 22023 on NULLs, mismatched lengths, more than 1000 jobs or a result over 1 MiB.';
 
 GRANT EXECUTE ON FUNCTION @schema@.complete_queue_jobs(uuid[], uuid[], jsonb[]) TO service_role;

@@ -12,13 +12,8 @@ SECURITY INVOKER
 SET search_path = @schema@, pg_temp
 AS $$
 BEGIN
-  IF p_job_id IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_job_id: must not be NULL';
-  END IF;
-  IF p_processing_token IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023',
-      MESSAGE = 'p_processing_token: must not be NULL (pass the token claim_pending_jobs returned)';
-  END IF;
+  PERFORM check_required('p_job_id', p_job_id);
+  PERFORM check_required('p_processing_token', p_processing_token);
 
   UPDATE queue_jobs
   SET heartbeat_at = now(), updated_at = now()
