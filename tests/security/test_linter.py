@@ -188,7 +188,7 @@ BAD_OBJECTS: dict[str, tuple[str, str]] = {
     ),
     "duplicate_index": (
         "CREATE INDEX bad_twin ON {s}.queue_jobs (priority, scheduled_for)"
-        " WHERE status = 'pending'",
+        " WHERE status = 'pending' AND limit_key IS NULL",
         "bad_twin = queue_jobs_claim_idx",
     ),
     "no_primary_key": (

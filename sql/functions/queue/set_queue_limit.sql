@@ -15,8 +15,7 @@ SECURITY INVOKER
 SET search_path = @schema@, pg_temp
 AS $$
 DECLARE
-  v_burst integer := CASE WHEN p_max_per_second IS NOT NULL
-                          THEN coalesce(p_burst, greatest(1, ceil(p_max_per_second))::integer) END;
+  v_burst integer;  -- computed once the rate is known to be in range (no overflow)
 BEGIN
   PERFORM check_text('p_limit_key', p_limit_key, 200);
   IF p_limit_key = '' THEN
@@ -38,6 +37,8 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_burst: needs p_max_per_second';
   END IF;
 
+  v_burst := CASE WHEN p_max_per_second IS NOT NULL
+                  THEN coalesce(p_burst, greatest(1, ceil(p_max_per_second))::integer) END;
   IF p_max_per_second IS NULL AND p_max_concurrent IS NULL THEN
     DELETE FROM queue_limits l WHERE l.limit_key = p_limit_key;
     RETURN false;
