@@ -28,9 +28,9 @@ import psycopg
 from psycopg import sql
 
 from notify_sql.migrator import migrate
-from notify_sql.queue import ClaimedJob, NewJob, Queue
 from notify_sql.throwaway import throwaway_postgres
-from notify_sql.worker import Worker
+from notify_sql.worker import ClaimedJob, Worker
+from notify_sql.wrappers import Queue
 
 SCHEMA = "notify"
 DATABASE = "bench"
@@ -45,7 +45,7 @@ def enqueue(dsn: str, count: int) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         queue = Queue(conn, SCHEMA)
         for start in range(0, count, 1000):
-            queue.add_many([NewJob(JOB_TYPE) for _ in range(min(1000, count - start))])
+            queue.add_queue_jobs([{"job_type": JOB_TYPE}] * min(1000, count - start))
         conn.execute("VACUUM ANALYZE notify.queue_jobs")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from notify_sql.queue import ClaimedJob
+from notify_sql.worker import ClaimedJob
 
 
 def noop(job: ClaimedJob) -> None:

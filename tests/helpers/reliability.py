@@ -26,9 +26,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from notify_sql.migrator import record_catalog_sql
-from notify_sql.worker import JsonObject, Worker
+from notify_sql.worker import ClaimedJob, JsonObject, Worker
 from notify_sql.wrappers import Queue
-from notify_sql.wrappers.queue import ClaimPendingJobsRow
 from tests.helpers.queue import new_job
 
 Conn = psycopg.Connection[Any]
@@ -90,7 +89,7 @@ def enqueue(conn: Conn, count: int, poison_every: int = 0) -> list[UUID]:
     ]
 
 
-def handle(job: ClaimPendingJobsRow) -> JsonObject:
+def handle(job: ClaimedJob) -> JsonObject:
     """A job's work: a short random pause (so faults land mid-batch), poison jobs raise."""
     time.sleep(random.uniform(0.001, 0.01))
     if job.metadata.get("poison"):

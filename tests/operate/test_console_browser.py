@@ -12,8 +12,8 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from notify_sql.deliveries import Deliveries
-from notify_sql.queue import NewJob, Queue
+from notify_sql.wrappers import Deliveries, Queue
+from tests.helpers.queue import new_job
 from tests.operate.conftest import ARTIFACTS, Console
 
 Conn = psycopg.Connection[Any]
@@ -34,12 +34,13 @@ def database_totals(db: Conn) -> dict[str, int]:
 
 def busy(db: Conn) -> None:
     queue = Queue(db)
-    queue.add_many([NewJob("send_notification", {"n": n}) for n in range(25)])
-    queue.add_many([NewJob("generate_daily_brief", {"n": n}, max_attempts=1) for n in range(9)])
-    sent = queue.claim(["send_notification"], 12)
-    queue.complete_many([j.id for j in sent[:8]], [j.processing_token for j in sent[:8]])
-    briefs = queue.claim(["generate_daily_brief"], 4)
-    queue.fail_many(
+    queue.add_queue_jobs([new_job("send_notification", {"n": n}) for n in range(25)])
+    briefs_due = [new_job("generate_daily_brief", {"n": n}, max_attempts=1) for n in range(9)]
+    queue.add_queue_jobs(briefs_due)
+    sent = queue.claim_pending_jobs(["send_notification"], batch_size=12)
+    queue.complete_queue_jobs([j.id for j in sent[:8]], [j.processing_token for j in sent[:8]])
+    briefs = queue.claim_pending_jobs(["generate_daily_brief"], batch_size=4)
+    queue.fail_queue_jobs(
         [j.id for j in briefs[:3]], [j.processing_token for j in briefs[:3]], ["timeout"] * 3
     )
     deliveries = Deliveries(db)
@@ -87,11 +88,11 @@ def test_overview_figures_equal_the_database_and_a_screenshot_is_saved(
 
 
 def test_an_enqueue_shows_up_without_a_reload(db: Conn, console: Console, browser: Any) -> None:
-    Queue(db).add_many([NewJob("t") for _ in range(3)])
+    Queue(db).add_queue_jobs([new_job("t") for _ in range(3)])
     browser.get(console.url + "/")
     assert figure(browser, "queue-pending") == "3"
     browser.execute_script("window.__same_page = true")
-    Queue(db).add_many([NewJob("t") for _ in range(4)])
+    Queue(db).add_queue_jobs([new_job("t") for _ in range(4)])
     WebDriverWait(browser, 15).until(lambda d: figure(d, "queue-pending") == "7")
     assert browser.execute_script("return window.__same_page") is True
 
@@ -126,9 +127,9 @@ def test_hostile_payloads_run_nothing(db: Conn, console: Console, browser: Any) 
     db.execute("UPDATE notify.notification_deliveries SET status = 'failed', failed_at = now(), "
                "last_error = %s", (HOSTILE,))  # fmt: skip
     queue = Queue(db)
-    queue.add(HOSTILE[:100], {"correlation_id": HOSTILE})
-    job = queue.claim([HOSTILE[:100]], 1)[0]
-    queue.fail(job.id, job.processing_token, HOSTILE, retry=False)
+    queue.add_queue_job(None, HOSTILE[:100], {"correlation_id": HOSTILE})
+    job = queue.claim_pending_jobs([HOSTILE[:100]], batch_size=1)[0]
+    queue.fail_queue_job(job.id, HOSTILE, retry=False, processing_token=job.processing_token)
     pages = ["/", "/jobs", "/deliveries", "/jobs?q=" + HOSTILE[:50], "/trace/" + HOSTILE[:60]]
     for path in pages:
         browser.get(console.url + path)

@@ -18,8 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import make_conninfo
 
 from notify_sql.migrator import migrate
-from notify_sql.queue import NewJob, Queue
 from notify_sql.throwaway import ThrowawayPostgres
+from notify_sql.wrappers import Queue
+from tests.helpers.queue import new_job
 from tests.operate.conftest import Console, ConsoleFactory
 
 Conn = psycopg.Connection[Any]
@@ -36,9 +37,9 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_metrics_parse_and_equal_the_database(db: Conn, console: Console) -> None:
     queue = Queue(db)
-    queue.add_many([NewJob("a") for _ in range(5)] + [NewJob("b") for _ in range(2)])
-    claimed = queue.claim(["a"], 2)
-    queue.complete(claimed[0].id, claimed[0].processing_token)
+    queue.add_queue_jobs([new_job("a") for _ in range(5)] + [new_job("b") for _ in range(2)])
+    claimed = queue.claim_pending_jobs(["a"], batch_size=2)
+    queue.complete_queue_job(claimed[0].id, processing_token=claimed[0].processing_token)
     db.execute(
         "INSERT INTO notify.notification_deliveries (recipient_user_id, channel, status, sent_at) "
         "SELECT gen_random_uuid(), 'sms', 'sent', now() FROM generate_series(1, 4)"
@@ -122,7 +123,7 @@ def _status(db: Conn, job_id: Any) -> str:
 def test_actions_are_refused_without_allow_actions(
     db: Conn, console_factory: ConsoleFactory
 ) -> None:
-    job_id = Queue(db).add("t", {})
+    job_id = Queue(db).add_queue_job(None, "t", {})
     console = console_factory()
     with httpx.Client(base_url=console.url) as client:
         client.get("/")
@@ -135,10 +136,10 @@ def test_actions_need_the_csrf_token_and_then_work(
     db: Conn, console_factory: ConsoleFactory
 ) -> None:
     queue = Queue(db)
-    pending = queue.add("t", {})
-    queue.add("f", {"k": 1})
-    failed = queue.claim(["f"], 1)[0]
-    queue.fail(failed.id, failed.processing_token, "boom", retry=False)
+    pending = queue.add_queue_job(None, "t", {})
+    queue.add_queue_job(None, "f", {"k": 1})
+    failed = queue.claim_pending_jobs(["f"], batch_size=1)[0]
+    queue.fail_queue_job(failed.id, "boom", retry=False, processing_token=failed.processing_token)
     console = console_factory(allow_actions=True)
     with httpx.Client(base_url=console.url) as client:
         csrf = _csrf(client)
@@ -164,7 +165,7 @@ def test_keyset_pages_cover_every_row_once(db: Conn, console: Console) -> None:
         "SELECT gen_random_uuid(), 'email', now() - (n % 7) * interval '1 minute' "
         "FROM generate_series(1, 130) AS n"
     )
-    Queue(db).add_many([NewJob("t") for _ in range(120)])
+    Queue(db).add_queue_jobs([new_job("t") for _ in range(120)])
     for path, marker, total in (
         ("/deliveries", "data-delivery-id", 130),
         ("/jobs", "data-job-id", 120),
@@ -180,8 +181,8 @@ def test_keyset_pages_cover_every_row_once(db: Conn, console: Console) -> None:
 
 
 def test_search_finds_a_job_by_correlation_id(db: Conn, console: Console) -> None:
-    wanted = Queue(db).add("t", {"correlation_id": "corr-42"})
-    Queue(db).add("t", {"correlation_id": "other"})
+    wanted = Queue(db).add_queue_job(None, "t", {"correlation_id": "corr-42"})
+    Queue(db).add_queue_job(None, "t", {"correlation_id": "other"})
     html = httpx.get(console.url + "/jobs", params={"q": "corr-42"}).text
     assert re.findall(r'data-job-id="([0-9a-f-]+)"', html) == [str(wanted)]
     user = uuid4()
@@ -213,7 +214,7 @@ def test_the_console_reads_with_the_monitor_role_and_cannot_write(
     db: Conn, monitor_dsn: str, console_factory: ConsoleFactory
 ) -> None:
     queue = Queue(db)
-    pending = queue.add("t", {"correlation_id": "c-1"})
+    pending = queue.add_queue_job(None, "t", {"correlation_id": "c-1"})
     db.execute(
         "INSERT INTO notify.notification_deliveries (recipient_user_id, channel, correlation_id) "
         "VALUES (gen_random_uuid(), 'sms', 'c-1')"

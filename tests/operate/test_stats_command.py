@@ -13,7 +13,8 @@ from uuid import uuid4
 
 import psycopg
 
-from notify_sql.queue import NewJob, Queue
+from notify_sql.wrappers import Queue
+from tests.helpers.queue import new_job
 
 Conn = psycopg.Connection[Any]
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,18 +30,20 @@ def stats(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
 def busy_queue(db: Conn) -> None:
     """Jobs of two types in every status, one processing job stalled."""
     queue = Queue(db)
-    queue.add_many([NewJob("email", {"n": n}) for n in range(7)])
-    queue.add_many([NewJob("sms", {"n": n}, max_attempts=1) for n in range(5)])
-    emails = queue.claim(["email"], 4)
-    queue.complete_many([j.id for j in emails[:2]], [j.processing_token for j in emails[:2]])
-    sms = queue.claim(["sms"], 3)
-    queue.fail_many([j.id for j in sms[:2]], [j.processing_token for j in sms[:2]], ["x", "y"])
-    queue.cancel(queue.add("sms", {}), "not needed")
+    queue.add_queue_jobs([new_job("email", {"n": n}) for n in range(7)])
+    queue.add_queue_jobs([new_job("sms", {"n": n}, max_attempts=1) for n in range(5)])
+    emails = queue.claim_pending_jobs(["email"], batch_size=4)
+    queue.complete_queue_jobs([j.id for j in emails[:2]], [j.processing_token for j in emails[:2]])
+    sms = queue.claim_pending_jobs(["sms"], batch_size=3)
+    queue.fail_queue_jobs(
+        [j.id for j in sms[:2]], [j.processing_token for j in sms[:2]], ["x", "y"]
+    )
+    queue.cancel_job_with_reason(queue.add_queue_job(None, "sms", {}), "not needed")
     db.execute(
         "UPDATE notify.queue_jobs SET started_at = now() - interval '10 minutes' WHERE id = %s",
         (emails[2].id,),
     )
-    queue.add("email", {}, scheduled_for=None)
+    queue.add_queue_job(None, "email", {})
 
 
 def deliveries(db: Conn) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from notify_sql.queue import NewJob, Queue
+from notify_sql.wrappers import Queue
+from tests.helpers.queue import new_job
 from tests.helpers.reliability import wait_until, worker_dsn
 
 Conn = psycopg.Connection[Any]
@@ -65,7 +66,7 @@ def statuses(db: Conn) -> dict[str, int]:
 
 
 def enqueue(db: Conn, count: int, seconds: float) -> None:
-    Queue(db).add_many([NewJob("t", {"seconds": seconds}) for _ in range(count)])
+    Queue(db).add_queue_jobs([new_job("t", {"seconds": seconds}) for _ in range(count)])
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

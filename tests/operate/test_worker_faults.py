@@ -14,8 +14,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from notify_sql.queue import ClaimedJob, NewJob, Queue
-from notify_sql.worker import Handler, Worker
+from notify_sql.worker import ClaimedJob, Handler, Worker
+from notify_sql.wrappers import Queue
+from tests.helpers.queue import new_job
 from tests.helpers.reliability import install_completion_log, wait_until
 
 Conn = psycopg.Connection[Any]
@@ -84,7 +85,7 @@ def test_outcomes_are_recorded_on_a_fresh_connection_when_the_connection_drops(
     dsn: str, db: Conn
 ) -> None:
     install_completion_log(db)
-    Queue(db).add_many([NewJob("t", {"n": n}) for n in range(5)])
+    Queue(db).add_queue_jobs([new_job("t", {"n": n}) for n in range(5)])
     handled = 0
 
     def handler(job: ClaimedJob) -> None:
@@ -114,7 +115,7 @@ def test_outcomes_are_recorded_on_a_fresh_connection_when_the_connection_drops(
 def test_no_taken_away_warning_for_jobs_the_worker_completed(
     dsn: str, db: Conn, worker_log: Captured
 ) -> None:
-    Queue(db).add_many([NewJob("t") for _ in range(1000)])
+    Queue(db).add_queue_jobs([new_job("t") for _ in range(1000)])
     done = threading.Event()
     handled = 0
 
@@ -132,11 +133,11 @@ def test_no_taken_away_warning_for_jobs_the_worker_completed(
 
 
 def test_a_job_really_taken_away_is_reported(dsn: str, db: Conn, worker_log: Captured) -> None:
-    job_id = Queue(db).add("t", {})
+    job_id = Queue(db).add_queue_job(None, "t", {})
     warned = threading.Event()
 
     def handler(job: ClaimedJob) -> None:
-        Queue(db).cancel(job.id, "operator", allow_processing=True)
+        Queue(db).cancel_job_with_reason(job.id, "operator", allow_processing=True)
         wait_until(lambda: any(TAKEN_AWAY in m for m in worker_log.messages), 30, "a warning")
         warned.set()
 

@@ -14,9 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from notify_sql.worker import JsonObject, Worker, WorkerStats
+from notify_sql.worker import ClaimedJob, JsonObject, Worker, WorkerStats
 from notify_sql.wrappers import Queue
-from notify_sql.wrappers.queue import ClaimPendingJobsRow
 from tests.helpers.queue import new_job
 
 Conn = psycopg.Connection[Any]
@@ -43,7 +42,7 @@ def test_worker_completes_batches_and_fails_jobs_that_raise(dsn: str, db: Conn) 
     Queue(db).add_queue_jobs([new_job("t", {"n": n}) for n in range(23)])
     seen = threading.Semaphore(0)
 
-    def handler(job: ClaimPendingJobsRow) -> JsonObject:
+    def handler(job: ClaimedJob) -> JsonObject:
         seen.release()
         if job.metadata["n"] == 3:
             raise RuntimeError("boom")
@@ -88,9 +87,7 @@ def test_idle_worker_picks_up_new_jobs(dsn: str, db: Conn, listen: bool) -> None
     assert worker.stats.completed == 1
 
 
-def wait_for_heartbeat_after(
-    conn: Conn, job: ClaimPendingJobsRow, after: datetime | None
-) -> datetime:
+def wait_for_heartbeat_after(conn: Conn, job: ClaimedJob, after: datetime | None) -> datetime:
     """Synchronisation, not a timing assertion: the next heartbeat later than ``after``."""
     for _ in range(600):
         row = conn.execute(
@@ -107,7 +104,7 @@ def test_worker_heartbeats_jobs_in_hand_and_survives_losing_that_connection(
 ) -> None:
     Queue(db).add_queue_job(None, "slow", {})
 
-    def handler(job: ClaimPendingJobsRow) -> None:
+    def handler(job: ClaimedJob) -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             first = wait_for_heartbeat_after(conn, job, None)
             conn.execute(
@@ -125,7 +122,7 @@ def test_worker_heartbeats_jobs_in_hand_and_survives_losing_that_connection(
 
 
 def _run_until_sigterm(dsn: str, started: Any, proceed: Any, results: Any) -> None:
-    def handler(job: ClaimPendingJobsRow) -> None:
+    def handler(job: ClaimedJob) -> None:
         started.set()
         proceed.wait(30)
 

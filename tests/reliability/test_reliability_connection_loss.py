@@ -19,9 +19,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from notify_sql.worker import Worker
+from notify_sql.worker import ClaimedJob, Worker
 from notify_sql.wrappers import Queue
-from notify_sql.wrappers.queue import ClaimPendingJobsRow
 from tests.helpers.reliability import (
     JOB_TYPE,
     WORKER_APPLICATION,
@@ -139,7 +138,7 @@ def test_worker_keeps_heartbeating_after_losing_its_heartbeat_connection(
     worker is alive and well."""
     release = threading.Event()
 
-    def long_job(job: ClaimPendingJobsRow) -> None:
+    def long_job(job: ClaimedJob) -> None:
         release.wait(30)
 
     worker = Worker(
