@@ -288,8 +288,12 @@ def render_group(group: str, signatures: list[Signature]) -> str:
     parts += [_row_class(s) for s in signatures if s.columns]
     parts += [_function_constant(s) for s in signatures]
     parts += list(_class_pair(group, signatures))
-    text = "\n\n".join(part.rstrip("\n") + "\n" for part in parts)
-    return _unused_imports_removed(text)
+    text = _unused_imports_removed("\n\n".join(part.rstrip("\n") + "\n" for part in parts))
+    # isort (ruff I001) wants one blank line after the imports before an assignment, two
+    # before a class: a group without row classes starts with a Function constant.
+    return re.sub(
+        r"^(from notify_sql\.rpc import [^\n]*\n)\n\n(?=_)", r"\1\n", text, count=1, flags=re.M
+    )
 
 
 def _unused_imports_removed(text: str) -> str:

@@ -90,6 +90,9 @@ def test_reference_has_one_section_per_group_with_internal_helpers_marked() -> N
         "## Queue",
         "## Deliveries",
         "## Analytics",
+        "## Email",
+        "## Operate",
+        "## Sms",
         "## Internal helpers",
         "## Defined in migrations",
     ]
@@ -97,6 +100,10 @@ def test_reference_has_one_section_per_group_with_internal_helpers_marked() -> N
     internal = reference.split("## Internal helpers\n")[1].split("\n## ")[0]
     migrations = reference.split("## Defined in migrations\n")[1]
     assert "### claim_pending_jobs\n" in queue and "Internal helper" not in queue
+    for group in ("email", "operate", "sms"):  # the groups after the first three, by name
+        section = reference.split(f"## {group.capitalize()}\n")[1].split("\n## ")[0]
+        assert f"`sql/functions/{group}/`, wrapped by the `{group.capitalize()}` class" in section
+        assert "Internal helper" not in section
     check = internal.split("### check_required\n")[1].split("\n### ")[0]
     assert "- **Internal helper, not public API.**" in check
     assert "| [`delivery_funnel_of`](#delivery_funnel_of) |" in migrations

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -21,8 +22,8 @@ import pytest
 import notify_sql.wrappers
 from notify_sql.errors import InvalidArgument
 from notify_sql.rpc import AsyncRpc, Function, SyncRpc
-from notify_sql.wrappers import Deliveries, Queue
-from tests.helpers.deliveries import apply_delivery_status, make_delivery
+from notify_sql.wrappers import Deliveries, Email, Queue, Sms
+from tests.helpers.deliveries import apply_delivery_status, make_delivery, subscriber
 
 CLASSES = [getattr(notify_sql.wrappers, name) for name in notify_sql.wrappers.__all__]
 METHODS = [
@@ -114,6 +115,7 @@ async def test_async_wrapper_reaches_its_function(dsn: str, cls: type, name: str
 # that return rows are set up to return at least one, so the row class is exercised.
 Conn = psycopg.Connection[Any]
 USER = uuid4()
+METRIC_DAY = date(2026, 1, 15)
 
 
 def _job(conn: Conn) -> None:
@@ -141,7 +143,44 @@ def _event(conn: Conn) -> dict[str, Any]:
     return {}
 
 
-def _with(setup: Callable[[Conn], None], **kwargs: Any) -> Callable[[Conn], dict[str, Any]]:
+def _delivery(conn: Conn) -> None:
+    make_delivery(conn, "email")
+
+
+def _tracking_link(conn: Conn) -> dict[str, Any]:
+    delivery_id, _ = make_delivery(conn, "email")
+    return {"delivery_id": delivery_id, "destination_url": "https://example.com/t"}
+
+
+def _subscriber(conn: Conn) -> None:
+    subscriber(conn, "x")
+
+
+def _limit(conn: Conn) -> None:
+    Queue(conn).set_queue_limit("sms:twilio", max_per_second=2.5, max_concurrent=3)
+
+
+def _paused(conn: Conn) -> None:
+    Queue(conn).pause_queue_limit("sms:twilio", 60)
+
+
+def _suppression(conn: Conn) -> None:
+    Email(conn).upsert_email_suppression("a@example.com", "marketing", "unsubscribe", "admin")
+
+
+def _sms_metrics(conn: Conn) -> None:
+    # Whole-day metrics (hour NULL) of today and of METRIC_DAY, as the refresh reads them.
+    for day in (datetime.now(UTC).date(), METRIC_DAY):
+        Sms(conn).record_sms_metric(day, None, USER, "sent_count", 2)
+        Sms(conn).record_sms_metric(day, None, USER, "delivered_count", 1)
+
+
+def _sms_summary(conn: Conn) -> None:
+    _sms_metrics(conn)
+    Sms(conn).refresh_sms_metrics_daily()
+
+
+def _with(setup: Callable[[Conn], object], **kwargs: Any) -> Callable[[Conn], dict[str, Any]]:
     def prepare(conn: Conn) -> dict[str, Any]:
         setup(conn)
         return kwargs
@@ -169,12 +208,27 @@ VALID: dict[str, Callable[[Conn], dict[str, Any]]] = {
     "queue_stats": _with(_job),
     "release_queue_jobs": _plain(job_ids=[uuid4()], processing_tokens=[uuid4()]),
     "reset_stalled_jobs": _plain(),
+    "set_queue_limit": _plain(limit_key="k", max_per_second=0.5, max_concurrent=2, burst=3),
+    "pause_queue_limit": _plain(limit_key="k", seconds=1.5),
+    "queue_limit_status": _with(_limit),
+    "next_limited_start": _with(_paused),
+    "run_queue_upkeep": _with(
+        _job, stall_timeout=timedelta(minutes=5), retention=timedelta(days=7), batch_size=100
+    ),
+    "delete_old_completed_queue_jobs": _with(
+        _job, retention_days=30, batch_size=100, job_types=["t"]
+    ),
+    "get_queue_health": _with(_job, stall_timeout=timedelta(minutes=5), window=timedelta(hours=1)),
+    "get_queue_throughput": _plain(interval=timedelta(minutes=10)),
+    "list_queue_jobs": _with(_job, status="pending", job_type="t", user_id=USER, limit=10),
+    "list_notification_deliveries": _with(_delivery, channel="email", status="pending", limit=10),
     "create_sms_link": _sms_link,
     "emit_notification_event": _plain(event_type="x", payload={}, target_user_id=USER),
     "get_notification_trace": _traced,
     "opt_out_user_channel": _plain(user_id=USER, channel="sms", reason=None),
     "record_email_event": _plain(tracking_id="unknown", event="open"),
     "record_sms_link_click": _plain(short_code="unknown1"),
+    "create_tracking_link": _tracking_link,
     "update_sms_status_atomic": _plain(message_id=uuid4(), twilio_sid=None, twilio_status="sent"),
     "compact_delivery_funnel_rollup": _plain(),
     "rebuild_delivery_funnel_rollup": _plain(),
@@ -184,6 +238,39 @@ VALID: dict[str, Callable[[Conn], dict[str, Any]]] = {
     "get_notification_overview": _plain(),
     "get_recent_failed_deliveries": _failed,
     "get_sms_notification_stats": _plain(),
+    "get_notification_overview_metrics": _with(_delivery, interval="7 days", offset="0 hours"),
+    "get_notification_failed_deliveries": _with(_failed, interval="1 hour", limit=10),
+    "get_notification_active_subscriptions": _with(_subscriber),
+    "is_email_suppressed": _with(_suppression, email=" A@Example.com", scope="marketing"),
+    "upsert_email_suppression": _plain(
+        email="b@example.com",
+        scope="all",
+        reason="hard_bounce",
+        source="provider_webhook",
+        metadata={"provider": "x"},
+    ),
+    "queue_sms_message": _plain(
+        user_id=USER,
+        phone_number="+15550100",
+        message="hello",
+        priority="high",
+        scheduled_for=datetime(2026, 1, 1, tzinfo=UTC),
+        metadata={"dedup_key": "k1"},
+    ),
+    "check_and_increment_sms_daily_limit": _plain(
+        user_id=USER, increment=2, default_limit=10, now=datetime(2026, 1, 1, 12, tzinfo=UTC)
+    ),
+    "record_sms_metric": _plain(
+        metric_date=METRIC_DAY,
+        metric_hour=13,
+        user_id=USER,
+        metric_type="sent_count",
+        metric_value=1,
+        metadata={"provider": "x"},
+    ),
+    "refresh_sms_metrics_daily": _with(_sms_metrics),
+    "get_sms_daily_metrics": _with(_sms_summary, start_date=METRIC_DAY, end_date=METRIC_DAY),
+    "get_user_sms_metrics": _with(_sms_metrics, user_id=USER, days=30),
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -59,6 +60,36 @@ CALLS: dict[str, Callable[[Conn], dict[str, Any]]] = {
     "get_recent_failed_deliveries": lambda _: {},
     "get_sms_notification_stats": lambda _: {},
     "apply_delivery_status": lambda conn: {**_delivery(conn), "p_status": "sent"},
+    "record_email_event": lambda _: {"p_tracking_id": "unknown", "p_event": "click"},
+    "update_sms_status_atomic": lambda _: {
+        "p_message_id": uuid4(),
+        "p_twilio_sid": None,
+        "p_twilio_status": "sent",
+    },
+    "emit_notification_event": lambda _: {"p_event_type": "x", "p_payload": Jsonb({})},
+    "queue_sms_message": lambda _: {
+        "p_user_id": uuid4(),
+        "p_phone_number": "+15550100",
+        "p_message": "hello",
+    },
+    "create_tracking_link": lambda conn: {"p_delivery_id": make_delivery(conn, "sms")[0]},
+    "record_sms_metric": lambda _: {
+        "p_metric_date": date(2026, 1, 1),
+        "p_metric_hour": None,
+        "p_user_id": None,
+        "p_metric_type": "sent_count",
+        "p_metric_value": 1,
+    },
+    "upsert_email_suppression": lambda _: {
+        "p_email": "a@example.com",
+        "p_scope": "all",
+        "p_reason": "manual",
+        "p_source": "admin",
+    },
+    "is_email_suppressed": lambda _: {"p_email": "a@example.com", "p_scope": "all"},
+    "list_queue_jobs": lambda _: {},
+    "list_notification_deliveries": lambda _: {},
+    "check_window": lambda _: {"p_parameter": "p_value"},
 }
 
 
@@ -72,25 +103,32 @@ def _json_of_size(conn: Conn, size: int) -> Jsonb:
     return Jsonb(value)
 
 
+_URL = "https://example.com/"
+# Text parameters with a form (URL, interval, word, date): a valid value of n characters.
+_TEXT: dict[str, Callable[[int], str]] = {
+    "p_url": lambda n: _URL + "x" * (n - len(_URL)),
+    "p_destination_url": lambda n: _URL + "x" * (n - len(_URL)),
+    "p_interval": lambda n: "7 days".rjust(n, "0"),  # leading zeros: still 7 days
+    "p_value": lambda n: "7 days".rjust(n, "0"),  # check_window's interval text
+    "p_event": "click".rjust,  # record_email_event trims it
+    "p_mapped_status": "sent".rjust,  # update_sms_status_atomic trims it
+    "p_brief_date": lambda n: "2026-01-01" + "1" * (n - 10),
+}
+
+
 def _value(conn: Conn, parameter: str, size: int, unit: str) -> object:
     """A valid value of exactly ``size`` characters (bytes) for the parameter."""
     if unit == "bytes":
         value = _json_of_size(conn, size)
         return [value] if parameter == "p_results" else value
-    if parameter == "p_url":
-        return "https://example.com/" + "x" * (size - len("https://example.com/"))
-    if parameter == "p_interval":
-        return "7 days".rjust(size, "0")  # leading zeros: still 7 days
-    if parameter == "p_brief_date":
-        return "2026-01-01" + "1" * (size - 10)
-    return "x" * size
+    return _TEXT[parameter](size) if parameter in _TEXT else "x" * size
 
 
 CASES = [row for row in documented_bounds() if row[0] in CALLS]
 
 
 def test_the_table_is_read() -> None:
-    assert len(CASES) >= 15
+    assert len(CASES) >= 35
     assert {row[0] for row in CASES} == set(CALLS)
 
 
