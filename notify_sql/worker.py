@@ -176,7 +176,9 @@ class _Batch:
         self.failed_ids.append(job.id)
         self.failed_tokens.append(job.processing_token)
         self.messages.append(f"{type(error).__name__}: {error}")
-        if job.attempts < job.max_attempts:
+        # attempts counts the earlier attempts: fail_queue_jobs counts this one and
+        # re-queues while attempts + 1 < max_attempts.
+        if job.attempts + 1 < job.max_attempts:
             self.retriable.add(job.id)
 
     def unstarted(self, job: ClaimedJob) -> None:

@@ -23,8 +23,9 @@ AS $$ SELECT ARRAY['email', 'sms', 'push', 'in_app'] $$;
 COMMENT ON FUNCTION notification_channels() IS
   'The delivery channels, in display order: the one list behind the channel CHECK constraints and every function that names channels.';
 -- authenticated inserts its own preference rows, whose CHECK constraint calls this, and
--- a constraint's function needs EXECUTE by the writing role. It reads no data.
-GRANT EXECUTE ON FUNCTION notification_channels() TO service_role, authenticated;
+-- a constraint's function needs EXECUTE by the writing role; the console's read role
+-- (notify_sql_monitor) reaches it through the channel analytics. It reads no data.
+GRANT EXECUTE ON FUNCTION notification_channels() TO service_role, authenticated, notify_sql_monitor;
 
 -- Same constraint names, so nothing that names them changes; ban-drop-constraint is
 -- silenced because the guarantee is re-added in the same statement.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from uuid import uuid4
 
 import psycopg
 from selenium.common.exceptions import NoAlertPresentException
@@ -13,6 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from notify_sql.wrappers import Deliveries, Queue
+from tests.helpers.deliveries import subscriber
 from tests.helpers.queue import new_job
 from tests.operate.conftest import ARTIFACTS, Console
 
@@ -46,7 +46,9 @@ def busy(db: Conn) -> None:
     deliveries = Deliveries(db)
     for n in range(6):
         deliveries.emit_notification_event(
-            "comment.created", {"text": f"comment {n}"}, target_user_id=uuid4()
+            "comment.created",
+            {"text": f"comment {n}"},
+            target_user_id=subscriber(db, "comment.created"),
         )
     db.execute(
         "UPDATE notify.notification_deliveries SET status = 'delivered', sent_at = now(), "
@@ -102,9 +104,12 @@ def test_the_trace_page_shows_deliveries_jobs_and_callbacks(
 ) -> None:
     deliveries = Deliveries(db)
     deliveries.emit_notification_event(
-        "comment.created", {"text": "hi"}, target_user_id=uuid4(), channels=["email", "sms"],
+        "comment.created",
+        {"text": "hi"},
+        target_user_id=subscriber(db, "comment.created"),
+        channels=["email", "sms"],
         correlation_id="trace-me-1",
-    )  # fmt: skip
+    )
     row = db.execute(
         "SELECT tracking_id FROM notify.notification_deliveries WHERE channel = 'email'"
     ).fetchone()
@@ -122,8 +127,11 @@ def test_the_trace_page_shows_deliveries_jobs_and_callbacks(
 def test_hostile_payloads_run_nothing(db: Conn, console: Console, browser: Any) -> None:
     deliveries = Deliveries(db)
     deliveries.emit_notification_event(
-        HOSTILE, {"html": HOSTILE}, target_user_id=uuid4(), correlation_id=HOSTILE[:60],
-    )  # fmt: skip
+        HOSTILE,
+        {"html": HOSTILE},
+        target_user_id=subscriber(db, HOSTILE),
+        correlation_id=HOSTILE[:60],
+    )
     db.execute("UPDATE notify.notification_deliveries SET status = 'failed', failed_at = now(), "
                "last_error = %s", (HOSTILE,))  # fmt: skip
     queue = Queue(db)

@@ -152,9 +152,14 @@ def test_actions_need_the_csrf_token_and_then_work(
         stranger.get("/")
         assert stranger.post(f"/jobs/{failed.id}/retry", data={"csrf": csrf}).status_code == 403
     assert _status(db, pending) == "cancelled"
+    # The retry is a new pending job with the failed one's metadata (its correlationId
+    # too, which add_queue_job added at the first enqueue, so the trace stays one).
     again = db.execute(
-        "SELECT count(*) FROM notify.queue_jobs WHERE job_type = 'f' AND status = 'pending' "
-        "AND metadata = '{\"k\": 1}'"
+        "SELECT count(*) FROM notify.queue_jobs j, notify.queue_jobs f WHERE f.id = %s "
+        "AND j.id <> f.id AND j.job_type = 'f' AND j.status = 'pending' "
+        "AND j.metadata = f.metadata AND j.metadata @> '{\"k\": 1}' "
+        "AND j.metadata ? 'correlationId'",
+        (failed.id,),
     ).fetchone()
     assert again == (1,)
 

@@ -18,7 +18,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from notify_sql.queue import Queue
+from notify_sql.rpc import wake_channel
+from notify_sql.wrappers import Queue
 
 Conn = psycopg.Connection[Any]
 SLOW = 0.000001  # tokens per second: no refill within a test
@@ -244,19 +245,20 @@ def test_queue_limit_status_shows_limit_backlog_and_rate(service_db: Conn) -> No
 
 
 def test_enqueue_notifies_only_while_a_worker_is_idle(service_db: Conn, dsn: str) -> None:
-    queue = Queue(service_db)
     with (
         psycopg.connect(dsn, autocommit=True) as listener,
         psycopg.connect(dsn, autocommit=True) as worker,
     ):
-        listener.execute(f'LISTEN "{queue.channel}"')
+        listener.execute(f'LISTEN "{wake_channel()}"')
         add(service_db, None, "busy")  # no worker has come back empty-handed yet
         service_db.execute("SELECT 1")
         assert [n.payload for n in listener.notifies(timeout=0.3)] == []
-        assert Queue(worker).claim(["t"], 5) == []  # short claim: the worker is idle
+        # A short claim: the worker is idle.
+        assert Queue(worker).claim_pending_jobs(["t"], batch_size=5) == []
         add(service_db, None, "t")
         assert [n.payload for n in listener.notifies(timeout=5, stop_after=1)] == ["t"]
-        assert len(Queue(worker).claim(["t", "busy"], 2)) == 2  # full batch: busy again
+        # A full batch: busy again.
+        assert len(Queue(worker).claim_pending_jobs(["t", "busy"], batch_size=2)) == 2
         add(service_db, None, "t")
         service_db.execute("SELECT 1")
         assert [n.payload for n in listener.notifies(timeout=0.3)] == []
@@ -274,7 +276,7 @@ def test_a_short_claim_claims_again_after_marking_the_worker_idle(
     by an enqueuer that saw no idle worker is found by the claim itself."""
     with psycopg.connect(dsn, autocommit=True) as worker:
         add_many(service_db, None, 1)
-        assert len(Queue(worker).claim(["t"], 5)) == 1
+        assert len(Queue(worker).claim_pending_jobs(["t"], batch_size=5)) == 1
         row = worker.execute("SELECT current_setting('notify_sql.idle_notify', true)").fetchone()
         assert row == ("on",)
 

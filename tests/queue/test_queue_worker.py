@@ -52,13 +52,35 @@ def test_worker_completes_batches_and_fails_jobs_that_raise(dsn: str, db: Conn) 
     with running(worker):
         for _ in range(23):
             assert seen.acquire(timeout=30)
-    assert (worker.stats.completed, worker.stats.failed) == (22, 1)
+    assert (worker.stats.completed, worker.stats.failed, worker.stats.retried) == (22, 1, 1)
     assert status_counts(db) == {"completed": 22, "pending": 1}
     row = db.execute(
         "SELECT error_message, result FROM notify.queue_jobs WHERE metadata->>'n' IN ('3', '4') "
         "ORDER BY metadata->>'n'"
     ).fetchall()
     assert row == [("RuntimeError: boom", None), (None, {"double": 8})]
+
+
+def test_a_failed_last_attempt_is_not_counted_as_retried(dsn: str, db: Conn) -> None:
+    """A claimed row's attempts counts the earlier attempts: a job is retried while
+    attempts + 1 < max_attempts, so these three are failed for good, not retried."""
+    Queue(db).add_queue_jobs(
+        [new_job("t", {"n": 0}, max_attempts=1)]
+        + [new_job("t", {"n": n}, max_attempts=2) for n in (1, 2)]
+    )
+    db.execute("UPDATE notify.queue_jobs SET attempts = 1 WHERE max_attempts = 2")
+    seen = threading.Semaphore(0)
+
+    def handler(job: ClaimedJob) -> None:
+        seen.release()
+        raise RuntimeError("boom")
+
+    worker = Worker(dsn, ["t"], handler, batch_size=5, poll_interval=0.2)
+    with running(worker):
+        for _ in range(3):
+            assert seen.acquire(timeout=30)
+    assert (worker.stats.failed, worker.stats.retried) == (3, 0)
+    assert status_counts(db) == {"failed": 3}
 
 
 def worker_is_idle(db: Conn) -> bool:

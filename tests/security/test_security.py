@@ -31,10 +31,8 @@ PRIVILEGES: dict[str, frozenset[str]] = (
     dict.fromkeys(
         (
             # the validation family (check_*)
-            "check_condition",
             "check_jsonb",
             "check_member",
-            "check_required",
             "check_time",
             # queue
             "add_queue_job",
@@ -112,7 +110,9 @@ PRIVILEGES: dict[str, frozenset[str]] = (
             # those functions call as their caller.
             "analytics_delivery_funnel",
             "check_batch_size",
+            "check_condition",
             "check_interval",
+            "check_required",
             "check_text",
             "check_window",
             "delivery_funnel_of",
@@ -133,7 +133,7 @@ PRIVILEGES: dict[str, frozenset[str]] = (
         "delivery_funnel_rollup_track": frozenset(),
         # The channel list (0010): called by the channel CHECK constraints, so also by
         # authenticated writing its own preference rows; a constant, it reads no data.
-        "notification_channels": frozenset({"service_role", "authenticated"}),
+        "notification_channels": frozenset({"service_role", "authenticated", "notify_sql_monitor"}),
     }
 )
 

@@ -25,3 +25,4 @@ COMMENT ON FUNCTION @schema@.check_condition(text, boolean, text) IS
   'Validation helper: raises 22023 "<p_parameter>: <p_requirement>" unless p_ok is true (NULL fails).';
 
 GRANT EXECUTE ON FUNCTION @schema@.check_condition(text, boolean, text) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.check_condition(text, boolean, text) TO notify_sql_monitor;

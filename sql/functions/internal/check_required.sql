@@ -23,3 +23,4 @@ COMMENT ON FUNCTION @schema@.check_required(text, anyelement) IS
   'Raises 22023 naming p_parameter when p_value is NULL.';
 
 GRANT EXECUTE ON FUNCTION @schema@.check_required(text, anyelement) TO service_role;
+GRANT EXECUTE ON FUNCTION @schema@.check_required(text, anyelement) TO notify_sql_monitor;
