@@ -4,8 +4,6 @@ nothing written), and the concurrency guarantees (daily limit, SMS dedup)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,6 +12,7 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
+from tests.helpers.concurrency import released_together
 from tests.helpers.postgrest import rpc
 
 Conn = psycopg.Connection[Any]
@@ -42,30 +41,6 @@ def assert_refused(conn: Conn, function: str, args: dict[str, Any], parameter: s
         rpc(conn, function, args)
     assert (raised.value.diag.message_primary or "").startswith(parameter)
     assert snapshot(conn) == before
-
-
-def concurrently(dsn: str, count: int, call: Callable[[Conn], Any]) -> list[Any]:
-    """`count` threads, each on its own connection, released at once; their results."""
-    start = threading.Barrier(count)
-    results: list[Any] = []
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                start.wait()
-                results.append(call(conn))
-        except BaseException as error:  # reported below
-            failures.append(error)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
-    return results
 
 
 # --- check_and_increment_sms_daily_limit ---------------------------------------------
@@ -105,7 +80,9 @@ def test_daily_limit_starts_again_on_a_new_utc_day_and_honours_a_user_limit(
 
 def test_twenty_concurrent_calls_never_pass_the_limit(public_dsn: str, public_db: Conn) -> None:
     user = uuid4()
-    results = concurrently(public_dsn, 20, lambda conn: limit(conn, user, p_default_limit=7))
+    results = released_together(
+        public_dsn, [lambda conn: limit(conn, user, p_default_limit=7)] * 20
+    )
     assert sum(r["allowed"] for r in results) == 7
     assert sorted(r["current_count"] for r in results if r["allowed"]) == list(range(1, 8))
     assert one(public_db, "SELECT sms_count FROM public.sms_daily_counts WHERE user_id = %s",
@@ -180,8 +157,9 @@ def test_queue_sms_message_dedups_sequentially_and_concurrently(
     first = queue_sms(public_db, p_metadata={"notification_delivery_id": delivery})
     assert queue_sms(public_db, p_metadata={"notification_delivery_id": delivery}) == first
     key = str(uuid4())
-    ids = concurrently(public_dsn, 20,
-                       lambda conn: queue_sms(conn, p_metadata={"dedup_key": key}))  # fmt: skip
+    ids = released_together(
+        public_dsn, [lambda conn: queue_sms(conn, p_metadata={"dedup_key": key})] * 20
+    )
     assert len(set(ids)) == 1
     assert one(public_db, "SELECT count(*) FROM public.sms_messages WHERE dedup_key = %s",
                key) == (1,)  # fmt: skip
@@ -279,7 +257,7 @@ def metric(conn: Conn, user: UUID | None, metric_type: str, value: float, **more
 
 def test_metrics_accumulate_and_summarise(public_dsn: str, public_db: Conn) -> None:
     first, second = uuid4(), uuid4()
-    concurrently(public_dsn, 10, lambda conn: metric(conn, first, "sent_count", 1))
+    released_together(public_dsn, [lambda conn: metric(conn, first, "sent_count", 1)] * 10)
     metric(public_db, first, "delivered_count", 8, p_metadata={"a": 1})
     metric(public_db, first, "delivered_count", 1, p_metadata={"b": 2})
     metric(public_db, first, "avg_delivery_time_ms", 900)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,9 @@ import psycopg
 
 from notify_sql.rpc import call_rows
 from notify_sql.wrappers import Deliveries
+from tests.helpers.concurrency import released_together
+
+Conn = psycopg.Connection[Any]
 
 # Every table a delivery-tracking RPC may write, the queue included.
 WRITTEN_TABLES = (
@@ -137,25 +139,11 @@ def one(conn: psycopg.Connection[Any], query: str, *params: object) -> tuple[Any
 def run_concurrently(dsn: str, jobs: list[Callable[[Deliveries], None]]) -> None:
     """Runs each job in its own thread on its own service_role connection, all
     released at once; re-raises the first failure."""
-    start = threading.Barrier(len(jobs))
-    failures: list[BaseException] = []
 
-    def run(job: Callable[[Deliveries], None]) -> None:
-        try:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("SET ROLE service_role")
-                start.wait()
-                job(Deliveries(conn))
-        except BaseException as error:  # reported by the main thread
-            failures.append(error)
+    def on_connection(job: Callable[[Deliveries], None]) -> Callable[[Conn], None]:
+        return lambda conn: job(Deliveries(conn))
 
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
+    released_together(dsn, [on_connection(job) for job in jobs], role="service_role")
 
 
 @dataclass(frozen=True)
