@@ -144,7 +144,7 @@ WHERE i.indrelid IN ('notify.notification_deliveries'::regclass,
 """
 LOADED_TABLES = [
     "notification_events", "notification_deliveries", "notification_preferences",
-    "delivery_funnel_rollup",
+    "delivery_funnel_rollup", "delivery_status_rollup",
 ]  # fmt: skip
 
 
@@ -166,6 +166,7 @@ def load(conn: psycopg.Connection[Any], rows: int) -> float:
     # The load bypassed the triggers that keep the funnel sums (replica role), exactly
     # like a restore with --disable-triggers: recount them the documented way.
     conn.execute("SELECT notify.rebuild_delivery_funnel_rollup()")
+    conn.execute("SELECT notify.rebuild_delivery_status_rollup()")  # 0011's counts, likewise
     conn.execute("SET maintenance_work_mem = '512MB'")
     for _, definition in indexes:
         conn.execute(definition)
@@ -229,6 +230,9 @@ def plans(conn: psycopg.Connection[Any]) -> None:
 # Callbacks walk a shuffled list of deliveries through a sequence, so every first open
 # really is a first open.
 FUNNEL_TRIGGERS = ["delivery_funnel_tracked", "delivery_funnel_moved"]
+# --write-triggers status: the same measurement for the status counts of 0011 (the funnel
+# triggers then stay on in both arms).
+STATUS_TRIGGERS = ["delivery_status_tracked", "delivery_status_moved"]
 WRITE_TRANSACTIONS = 2_000  # per client and run
 WRITE_SCRIPTS = {
     "first open (record_email_event)": (
@@ -271,7 +275,9 @@ def pgbench_tps(server: ThrowawayPostgres, script: str, clients: int) -> float:
     return float(match.group(1))
 
 
-def write_cost(server: ThrowawayPostgres, conn: psycopg.Connection[Any]) -> None:
+def write_cost(
+    server: ThrowawayPostgres, conn: psycopg.Connection[Any], triggers: list[str]
+) -> None:
     """Transactions per second of the write path with the funnel triggers on and off,
     alternated over three rounds; the triggers end on and the sums rebuilt."""
     conn.execute("RESET ROLE")
@@ -290,7 +296,7 @@ def write_cost(server: ThrowawayPostgres, conn: psycopg.Connection[Any]) -> None
             for _ in range(RUNS):
                 for enabled in (False, True):
                     verb = "ENABLE" if enabled else "DISABLE"
-                    for trigger in FUNNEL_TRIGGERS:
+                    for trigger in triggers:
                         conn.execute(
                             f"ALTER TABLE notify.notification_deliveries {verb} TRIGGER {trigger}"
                         )
@@ -302,7 +308,7 @@ def write_cost(server: ThrowawayPostgres, conn: psycopg.Connection[Any]) -> None
     conn.execute("SELECT notify.rebuild_delivery_funnel_rollup()")
 
 
-def run(rows: int) -> None:
+def run(rows: int, triggers: list[str] = FUNNEL_TRIGGERS) -> None:
     print(f"\n=== {rows:,} deliveries over 90 days ===", flush=True)
     with throwaway_postgres(settings=SERVER_SETTINGS) as server:
         migrate(server.dsn(), "notify")
@@ -324,7 +330,7 @@ def run(rows: int) -> None:
             print("\n(ratio) = time / the full-table aggregate over the same tables (events for "
                   "event_performance, deliveries otherwise), same server, same run")  # fmt: skip
             plans(conn)
-            write_cost(server, conn)
+            write_cost(server, conn, triggers)
 
 
 def main() -> None:
@@ -334,9 +340,11 @@ def main() -> None:
     parser.add_argument(
         "--rows", type=int, action="append", help="deliveries to generate (repeatable)"
     )
-    sizes_to_run = parser.parse_args().rows or [1_000_000, 10_000_000]
-    for rows in sizes_to_run:
-        run(rows)
+    parser.add_argument("--write-triggers", choices=["funnel", "status"], default="funnel")
+    args = parser.parse_args()
+    triggers = STATUS_TRIGGERS if args.write_triggers == "status" else FUNNEL_TRIGGERS
+    for rows in args.rows or [1_000_000, 10_000_000]:
+        run(rows, triggers)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ SCHEMA_PLACEHOLDER = "@schema@"
 INTERNAL_GROUP = "internal"
 # Public functions that a migration creates rather than a function file, and the group
 # whose wrapper class they belong to; every other migration-made function is internal.
-MIGRATION_FUNCTION_GROUPS = {"rebuild_delivery_funnel_rollup": "analytics"}
+MIGRATION_FUNCTION_GROUPS = {
+    "rebuild_delivery_funnel_rollup": "analytics",
+    "rebuild_delivery_status_rollup": "analytics",
+}
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _FUNCTION_NAME = re.compile(r"^([a-z_][a-z0-9_]*)\.sql$")

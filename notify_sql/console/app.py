@@ -13,7 +13,8 @@ refresh per interval whatever the number of viewers. The page falls back to poll
 
 Security: with a token, every request needs ``Authorization: Bearer TOKEN`` or the
 session cookie the console sets once the token was given (header or ``?token=``);
-others get 401. Actions (retry a failed job, cancel a job) exist only with
+others get 401. Sessions live in memory and expire after 12 h without a request
+(:class:`Sessions`). Actions (retry a failed job, cancel a job) exist only with
 ``allow_actions``: POST with a CSRF token bound to a per-browser cookie.
 """
 
@@ -25,6 +26,8 @@ import hmac
 import json
 import secrets
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -98,6 +101,10 @@ class Database:
             self._conn = None
 
 
+SESSION_IDLE_SECONDS = 12 * 3600
+MAX_SESSIONS = 10_000
+
+
 @dataclass
 class Settings:
     dsn: str
@@ -105,6 +112,51 @@ class Settings:
     token: str | None = None
     allow_actions: bool = False
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    session_idle_seconds: float = SESSION_IDLE_SECONDS
+
+
+class Sessions:
+    """Console sessions (set once the token was given), kept in memory and dropped after
+    ``idle_seconds`` without a request (12 h by default: a working day, and a stolen
+    cookie dies with the day). Each use moves a session to the end of an insertion-
+    ordered dict, so the expired ones are always at its front and every call drops them
+    in O(expired). A client that sends the token on every request and no cookie (a
+    Prometheus scrape) creates one session per request: those expire like any other,
+    and at most ``MAX_SESSIONS`` are kept (the least recently used goes first)."""
+
+    def __init__(self, idle_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+        self._last_used: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _drop_expired(self, now: float) -> None:
+        while self._last_used:
+            oldest, used = next(iter(self._last_used.items()))
+            if now - used < self.idle_seconds and len(self._last_used) <= MAX_SESSIONS:
+                return
+            del self._last_used[oldest]
+
+    def new(self) -> str:
+        session = secrets.token_urlsafe(32)
+        with self._lock:
+            self._last_used[session] = self.clock()
+            self._drop_expired(self.clock())
+        return session
+
+    def use(self, session: str | None) -> bool:
+        """True, and the idle time restarts, when ``session`` is live."""
+        with self._lock:
+            now = self.clock()
+            self._drop_expired(now)
+            if session is None or session not in self._last_used:
+                return False
+            self._last_used[session] = now
+            self._last_used.move_to_end(session)
+            return True
+
+    def __len__(self) -> int:
+        return len(self._last_used)
 
 
 def overview_snapshot(conn: Conn, schema: str) -> dict[str, Any]:
@@ -217,7 +269,7 @@ def create_app(settings: Settings) -> Starlette:
     db = Database(settings.dsn, settings.schema)
     hub = LiveHub(db)
     env = _templates()
-    sessions: set[str] = set()
+    sessions = Sessions(settings.session_idle_seconds)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(QueueCollector(db.run, settings.schema))
 
@@ -240,8 +292,8 @@ def create_app(settings: Settings) -> Starlette:
         def read(conn: Conn) -> dict[str, Any]:
             return {
                 "live": overview_snapshot(conn, schema),
-                "funnel_24h": monitor.funnel(conn, schema, "24 hours"),
-                "funnel_7d": monitor.funnel(conn, schema, "7 days"),
+                "funnel_24h": monitor.funnel_in_slices(conn, schema, "24 hours"),
+                "funnel_7d": monitor.funnel_in_slices(conn, schema, "7 days"),
                 "failures": monitor.recent_failures(conn, schema),
             }
 
@@ -379,10 +431,9 @@ def create_app(settings: Settings) -> Starlette:
             token = given[7:] if given.lower().startswith("bearer ") else None
             token = token or request.query_params.get("token")
             if token is not None and hmac.compare_digest(token.encode(), settings.token.encode()):
-                if session not in sessions:
-                    new_session = secrets.token_urlsafe(32)
-                    sessions.add(new_session)
-            elif session is None or session not in sessions:
+                if not sessions.use(session):
+                    new_session = sessions.new()
+            elif not sessions.use(session):
                 return PlainTextResponse(
                     "unauthorized: send Authorization: Bearer TOKEN\n",
                     status_code=401,
@@ -433,5 +484,6 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.sessions = sessions
     app.state.db = db
     return app

@@ -2,8 +2,8 @@
 
 A scrape is two SQL calls: get_queue_health (live jobs through the partial indexes,
 finished ones within 24 h through queue_jobs_completed_at_idx) and
-get_notification_channel_performance('24 hours') (the funnel sums of 0005 plus two
-edge slices), so its cost does not grow with the deliveries table (BENCHMARKS.md).
+get_delivery_status_counts('24 hours') (the status counts of 0011, whole 15-minute
+slices only), so its cost does not grow with the deliveries table (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from prometheus_client.registry import Collector
 
 from notify_sql import monitor
 
-FUNNEL_STAGES = ("total_sent", "sent", "delivered", "opened", "clicked", "failed")
-
 
 class QueueCollector(Collector):
     def __init__(self, run: Callable[[Callable[[Any], Any]], Any], schema: str) -> None:
@@ -28,10 +26,10 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("notify_database_up", "1 when the database answered this scrape")
         try:
-            health, funnel = self.run(
+            health, statuses = self.run(
                 lambda conn: (
                     monitor.queue_health(conn, self.schema),
-                    monitor.funnel(conn, self.schema, "24 hours"),
+                    monitor.delivery_status_counts(conn, self.schema, "24 hours"),
                 )
             )
         except psycopg.Error:
@@ -74,11 +72,10 @@ class QueueCollector(Collector):
             failed_hour.add_metric([job_type], figures["failed"])
         deliveries = GaugeMetricFamily(
             "notify_deliveries_24h",
-            "Deliveries created in the last 24 h per channel and funnel stage "
-            "(sent = reached sent or beyond, failed = failed or bounced)",
+            "Deliveries created in the last 24 h (whole 15-minute slices) per channel and "
+            "current status",
             labels=["channel", "status"],
         )
-        for row in funnel:
-            for stage in FUNNEL_STAGES:
-                deliveries.add_metric([row["channel"], stage], row[stage])
+        for row in statuses:
+            deliveries.add_metric([row["channel"], row["status"]], row["deliveries"])
         yield from (jobs, oldest, stalled, failed_hour, deliveries)

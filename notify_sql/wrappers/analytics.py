@@ -238,6 +238,9 @@ _GET_SMS_NOTIFICATION_STATS = Function(
 _REBUILD_DELIVERY_FUNNEL_ROLLUP = Function("rebuild_delivery_funnel_rollup")
 
 
+_REBUILD_DELIVERY_STATUS_ROLLUP = Function("rebuild_delivery_status_rollup")
+
+
 class Analytics(SyncRpc):
     """The ``analytics`` functions (``sql/functions/analytics/``) on a sync connection."""
 
@@ -245,8 +248,9 @@ class Analytics(SyncRpc):
         self,
     ) -> int | None:
         """Folds the per-session rows of delivery_funnel_rollup into one row per slice and
-        channel (totals unchanged, one compaction at a time); returns the rows folded.
-        Schedule it every few minutes to hours.
+        channel (and those of delivery_status_rollup per slice, channel and status) (totals
+        unchanged, one compaction at a time); returns the rows folded. Schedule it every few
+        minutes to hours.
         """
         args: dict[str, object] = {}
         return cast(
@@ -444,6 +448,22 @@ class Analytics(SyncRpc):
             ),
         )
 
+    def rebuild_delivery_status_rollup(
+        self,
+    ) -> int | None:
+        """Recomputes delivery_status_rollup from every delivery (blocks delivery writes
+        meanwhile); run after loading deliveries with triggers disabled. Returns the rows
+        written.
+        """
+        args: dict[str, object] = {}
+        return cast(
+            "int | None",
+            self._value(
+                _REBUILD_DELIVERY_STATUS_ROLLUP,
+                args,
+            ),
+        )
+
 
 class AsyncAnalytics(AsyncRpc):
     """The ``analytics`` functions (``sql/functions/analytics/``) on an async connection."""
@@ -452,8 +472,9 @@ class AsyncAnalytics(AsyncRpc):
         self,
     ) -> int | None:
         """Folds the per-session rows of delivery_funnel_rollup into one row per slice and
-        channel (totals unchanged, one compaction at a time); returns the rows folded.
-        Schedule it every few minutes to hours.
+        channel (and those of delivery_status_rollup per slice, channel and status) (totals
+        unchanged, one compaction at a time); returns the rows folded. Schedule it every few
+        minutes to hours.
         """
         args: dict[str, object] = {}
         return cast(
@@ -647,6 +668,22 @@ class AsyncAnalytics(AsyncRpc):
             "int | None",
             await self._value(
                 _REBUILD_DELIVERY_FUNNEL_ROLLUP,
+                args,
+            ),
+        )
+
+    async def rebuild_delivery_status_rollup(
+        self,
+    ) -> int | None:
+        """Recomputes delivery_status_rollup from every delivery (blocks delivery writes
+        meanwhile); run after loading deliveries with triggers disabled. Returns the rows
+        written.
+        """
+        args: dict[str, object] = {}
+        return cast(
+            "int | None",
+            await self._value(
+                _REBUILD_DELIVERY_STATUS_ROLLUP,
                 args,
             ),
         )

@@ -11,6 +11,15 @@ from notify_sql.rpc import OMIT, AsyncRpc, Function, Omit, Parameter, SyncRpc
 
 
 @dataclass(frozen=True)
+class GetDeliveryStatusCountsRow:
+    """A row of ``get_delivery_status_counts``."""
+
+    channel: str | None
+    status: str | None
+    deliveries: int | None
+
+
+@dataclass(frozen=True)
 class GetQueueHealthRow:
     """A row of ``get_queue_health``."""
 
@@ -75,6 +84,14 @@ class ListQueueJobsRow:
     correlation_id: str | None
 
 
+_GET_DELIVERY_STATUS_COUNTS = Function(
+    "get_delivery_status_counts",
+    {
+        "interval": Parameter("p_interval", "text"),
+    },
+)
+
+
 _GET_QUEUE_HEALTH = Function(
     "get_queue_health",
     {
@@ -125,6 +142,24 @@ _LIST_QUEUE_JOBS = Function(
 
 class Operate(SyncRpc):
     """The ``operate`` functions (``sql/functions/operate/``) on a sync connection."""
+
+    def get_delivery_status_counts(
+        self,
+        *,
+        interval: str | Omit | None = OMIT,
+    ) -> list[GetDeliveryStatusCountsRow]:
+        """Deliveries per channel and current status created since the 15-minute slice holding
+        now() - p_interval (exact, read from delivery_status_rollup; flat in table size).
+        Raises 22023 (p_interval) unless p_interval is a positive interval.
+        """
+        args: dict[str, object] = {
+            "interval": interval,
+        }
+        return self._rows(
+            _GET_DELIVERY_STATUS_COUNTS,
+            GetDeliveryStatusCountsRow,
+            args,
+        )
 
     def get_queue_health(
         self,
@@ -234,6 +269,24 @@ class Operate(SyncRpc):
 
 class AsyncOperate(AsyncRpc):
     """The ``operate`` functions (``sql/functions/operate/``) on an async connection."""
+
+    async def get_delivery_status_counts(
+        self,
+        *,
+        interval: str | Omit | None = OMIT,
+    ) -> list[GetDeliveryStatusCountsRow]:
+        """Deliveries per channel and current status created since the 15-minute slice holding
+        now() - p_interval (exact, read from delivery_status_rollup; flat in table size).
+        Raises 22023 (p_interval) unless p_interval is a positive interval.
+        """
+        args: dict[str, object] = {
+            "interval": interval,
+        }
+        return await self._rows(
+            _GET_DELIVERY_STATUS_COUNTS,
+            GetDeliveryStatusCountsRow,
+            args,
+        )
 
     async def get_queue_health(
         self,

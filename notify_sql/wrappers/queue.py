@@ -269,6 +269,14 @@ _RESET_STALLED_JOBS = Function(
 )
 
 
+_RETRY_QUEUE_JOB = Function(
+    "retry_queue_job",
+    {
+        "job_id": Parameter("p_job_id", "uuid"),
+    },
+)
+
+
 _RUN_QUEUE_UPKEEP = Function(
     "run_queue_upkeep",
     {
@@ -719,6 +727,25 @@ class Queue(SyncRpc):
             "int | None",
             self._value(
                 _RESET_STALLED_JOBS,
+                args,
+            ),
+        )
+
+    def retry_queue_job(
+        self,
+        job_id: UUID | None,
+    ) -> bool | None:
+        """Puts a failed job back to pending, due now, same id (attempts kept, max_attempts
+        raised to at least attempts + 1, so it runs at least once more); false when the job
+        is absent, not failed, or a live job holds its dedup key. 22023 on a NULL id.
+        """
+        args: dict[str, object] = {
+            "job_id": job_id,
+        }
+        return cast(
+            "bool | None",
+            self._value(
+                _RETRY_QUEUE_JOB,
                 args,
             ),
         )
@@ -1203,6 +1230,25 @@ class AsyncQueue(AsyncRpc):
             "int | None",
             await self._value(
                 _RESET_STALLED_JOBS,
+                args,
+            ),
+        )
+
+    async def retry_queue_job(
+        self,
+        job_id: UUID | None,
+    ) -> bool | None:
+        """Puts a failed job back to pending, due now, same id (attempts kept, max_attempts
+        raised to at least attempts + 1, so it runs at least once more); false when the job
+        is absent, not failed, or a live job holds its dedup key. 22023 on a NULL id.
+        """
+        args: dict[str, object] = {
+            "job_id": job_id,
+        }
+        return cast(
+            "bool | None",
+            await self._value(
+                _RETRY_QUEUE_JOB,
                 args,
             ),
         )

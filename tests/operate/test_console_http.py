@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
@@ -17,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import make_conninfo
 
+from notify_sql.console.app import Sessions
 from notify_sql.migrator import migrate
 from notify_sql.throwaway import ThrowawayPostgres
 from notify_sql.wrappers import Queue
@@ -108,6 +110,32 @@ def test_a_token_is_required_then_a_session_cookie_suffices(
     assert forged.status_code == 401
 
 
+def test_sessions_expire_when_idle_and_are_dropped(console_factory: ConsoleFactory) -> None:
+    console = console_factory(token=TOKEN, session_idle_seconds=1.0)
+    with httpx.Client(base_url=console.url) as browser_like:
+        assert browser_like.get(f"/?token={TOKEN}").status_code == 303
+        for _ in range(3):  # each use restarts the idle time
+            time.sleep(0.5)
+            assert browser_like.get("/healthz").status_code == 200
+        time.sleep(1.2)
+        assert browser_like.get("/healthz").status_code == 401
+    assert len(console.app.state.sessions) == 0
+
+
+def test_expired_sessions_leave_memory_and_scrapers_do_not_pile_up() -> None:
+    now = [0.0]
+    sessions = Sessions(idle_seconds=100, clock=lambda: now[0])
+    kept = sessions.new()
+    for _ in range(50):  # a scraper sending the token and no cookie: a session each time
+        sessions.new()
+        now[0] += 10
+        assert sessions.use(kept)
+    assert len(sessions) == 10  # the kept one and the nine made less than 100 s ago
+    now[0] += 100
+    assert not sessions.use(kept) and len(sessions) == 0
+    assert not sessions.use(None)
+
+
 def _csrf(client: httpx.Client) -> str:
     match = re.search(r'name="csrf" value="([0-9a-f]+)"', client.get("/jobs").text)
     assert match is not None
@@ -152,16 +180,18 @@ def test_actions_need_the_csrf_token_and_then_work(
         stranger.get("/")
         assert stranger.post(f"/jobs/{failed.id}/retry", data={"csrf": csrf}).status_code == 403
     assert _status(db, pending) == "cancelled"
-    # The retry is a new pending job with the failed one's metadata (its correlationId
-    # too, which add_queue_job added at the first enqueue, so the trace stays one).
+    # The retry puts the failed job itself back (retry_queue_job): same id, pending,
+    # due now, one more run allowed; no copy is made.
     again = db.execute(
-        "SELECT count(*) FROM notify.queue_jobs j, notify.queue_jobs f WHERE f.id = %s "
-        "AND j.id <> f.id AND j.job_type = 'f' AND j.status = 'pending' "
-        "AND j.metadata = f.metadata AND j.metadata @> '{\"k\": 1}' "
-        "AND j.metadata ? 'correlationId'",
+        "SELECT status, attempts, max_attempts, scheduled_for <= now(), "
+        "(SELECT count(*) FROM notify.queue_jobs WHERE job_type = 'f') "
+        "FROM notify.queue_jobs WHERE id = %s",
         (failed.id,),
     ).fetchone()
-    assert again == (1,)
+    assert again == ("pending", 1, 3, True, 1)
+    with httpx.Client(base_url=console.url) as client:  # not failed any more: nothing to do
+        outcome = client.post(f"/jobs/{failed.id}/retry", data={"csrf": _csrf(client)})
+        assert outcome.status_code == 303 and "nothing+to+do" in outcome.headers["location"]
 
 
 def test_keyset_pages_cover_every_row_once(db: Conn, console: Console) -> None:

@@ -55,6 +55,7 @@ CALLS: dict[str, Callable[[Conn], dict[str, Any]]] = {
     "opt_out_user_channel": lambda _: {"p_user_id": uuid4(), "p_channel": "sms", "p_reason": None},
     "record_sms_link_click": lambda _: {},
     "get_notification_channel_performance": lambda _: {},
+    "get_delivery_status_counts": lambda _: {},
     "get_notification_event_performance": lambda _: {},
     "get_notification_overview": lambda _: {},
     "get_recent_failed_deliveries": lambda _: {},

@@ -53,6 +53,7 @@ PRIVILEGES: dict[str, frozenset[str]] = (
             "queue_wake_workers",
             "release_queue_jobs",
             "reset_stalled_jobs",
+            "retry_queue_job",
             "run_queue_upkeep",
             # queue flow control (issue 16)
             "next_limited_start",
@@ -86,6 +87,8 @@ PRIVILEGES: dict[str, frozenset[str]] = (
             # the funnel sums (0005)
             "compact_delivery_funnel_rollup",
             "rebuild_delivery_funnel_rollup",
+            # the status counts (0011)
+            "rebuild_delivery_status_rollup",
             # the seed platform's other functions (dropin, 0007)
             "check_and_increment_sms_daily_limit",
             "check_choice",
@@ -117,6 +120,7 @@ PRIVILEGES: dict[str, frozenset[str]] = (
             "check_window",
             "delivery_funnel_of",
             "delivery_funnel_slice",
+            "get_delivery_status_counts",
             "get_notification_channel_performance",
             "get_notification_trace",
             "get_queue_health",
@@ -131,6 +135,8 @@ PRIVILEGES: dict[str, frozenset[str]] = (
         # Trigger functions: fired by PostgreSQL, never called by anyone.
         "delivery_funnel_rollup_clear": frozenset(),
         "delivery_funnel_rollup_track": frozenset(),
+        "delivery_status_rollup_clear": frozenset(),
+        "delivery_status_rollup_track": frozenset(),
         # The channel list (0010): called by the channel CHECK constraints, so also by
         # authenticated writing its own preference rows; a constant, it reads no data.
         "notification_channels": frozenset({"service_role", "authenticated", "notify_sql_monitor"}),

@@ -1,5 +1,6 @@
 -- compact_delivery_funnel_rollup: folds the per-session funnel sums into one row per
--- slice and channel.
+-- slice and channel, and the per-session status counts (delivery_status_rollup, 0011)
+-- into one row per slice, channel and status.
 --
 -- delivery_funnel_rollup (0005) keeps one sums row per slice, channel and writing
 -- session, so concurrent writers never wait on each other. Sessions come and go (a
@@ -12,7 +13,9 @@
 -- added sums commit together, in one statement. It never waits for a writer: a session
 -- row that an open transaction is writing is left for the next run, like a row added
 -- meanwhile. One compaction or rebuild at a time (the transaction-level advisory lock
--- keyed on the table, which the rebuild takes too). Returns the session rows folded.
+-- keyed on the table, which the rebuild takes too). Returns the funnel sums' session rows
+-- folded (the status counts are folded alongside and not counted, so the figure keeps
+-- its meaning).
 CREATE FUNCTION @schema@.compact_delivery_funnel_rollup()
 RETURNS bigint
 LANGUAGE plpgsql
@@ -21,6 +24,7 @@ SET search_path = @schema@, pg_temp
 AS $$
 DECLARE
   v_folded bigint;
+  v_status_folded bigint;
 BEGIN
   PERFORM pg_advisory_xact_lock('@schema@.delivery_funnel_rollup'::regclass::oid::bigint);
   -- Every row of a slice and channel that has session rows, writer 0's included, is
@@ -54,11 +58,36 @@ BEGIN
     GROUP BY f.slice_start, f.channel
   )
   SELECT count(*) FILTER (WHERE f.writer_pid <> 0) INTO v_folded FROM folded f;
+  -- The status counts, folded the same way for the same reasons.
+  WITH locked AS (
+    SELECT s.slice_start, s.channel, s.status, s.writer_pid
+    FROM delivery_status_rollup s
+    WHERE EXISTS (SELECT FROM delivery_status_rollup t
+                  WHERE t.slice_start = s.slice_start AND t.channel = s.channel
+                    AND t.status = s.status AND t.writer_pid <> 0)
+    FOR UPDATE SKIP LOCKED
+  ),
+  folded AS (
+    DELETE FROM delivery_status_rollup r
+    USING locked l
+    WHERE (r.slice_start, r.channel, r.status, r.writer_pid)
+          = (l.slice_start, l.channel, l.status, l.writer_pid)
+    RETURNING r.*
+  ),
+  merged AS (
+    INSERT INTO delivery_status_rollup (slice_start, channel, status, writer_pid, deliveries)
+    SELECT f.slice_start, f.channel, f.status, 0, sum(f.deliveries)
+    FROM folded f
+    GROUP BY f.slice_start, f.channel, f.status
+    HAVING sum(f.deliveries) <> 0  -- a count that netted to zero is not kept
+  )
+  SELECT count(*) FILTER (WHERE f.writer_pid <> 0) INTO v_status_folded FROM folded f;
+  RAISE DEBUG 'compact_delivery_funnel_rollup: % status count rows folded', v_status_folded;
   RETURN v_folded;
 END;
 $$;
 
 COMMENT ON FUNCTION @schema@.compact_delivery_funnel_rollup() IS
-  'Folds the per-session rows of delivery_funnel_rollup into one row per slice and channel (totals unchanged, one compaction at a time); returns the rows folded. Schedule it every few minutes to hours.';
+  'Folds the per-session rows of delivery_funnel_rollup into one row per slice and channel (and those of delivery_status_rollup per slice, channel and status) (totals unchanged, one compaction at a time); returns the rows folded. Schedule it every few minutes to hours.';
 
 GRANT EXECUTE ON FUNCTION @schema@.compact_delivery_funnel_rollup() TO service_role;

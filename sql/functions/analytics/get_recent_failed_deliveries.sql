@@ -2,9 +2,11 @@
 --
 -- Guarantees: at most p_limit (1..1000) deliveries created within p_interval of now()
 -- whose status is failed or bounced, most recently failed first (failed_at, else
--- updated_at), with the event type, the provider reference and last_error. Bounded by
--- the window, read through the created_at index (0003); no index on status is needed (one
--- would make every status update non-HOT). Read-only; bad arguments raise 22023.
+-- updated_at), with the event type, the provider reference and last_error. Read through
+-- notification_deliveries_failed_idx (0011: failed and bounced rows by that very order),
+-- so the walk stops after p_limit rows of the window instead of reading the window's
+-- deliveries; when the window holds fewer failures than p_limit the planner may read the
+-- window through the created_at index instead. Read-only; bad arguments raise 22023.
 CREATE FUNCTION @schema@.get_recent_failed_deliveries(
   p_limit integer DEFAULT 50,
   p_interval text DEFAULT '7 days'

@@ -3,9 +3,9 @@
 -- trace log entries.
 --
 -- Read-only. Events, deliveries, callbacks and logs are found through their
--- correlation_id indexes; queue jobs through metadata->>'correlation_id', which
--- emit_notification_event writes on every send_notification job (a scan of
--- queue_jobs: meant for support and debugging, not for hot paths).
+-- correlation_id indexes; queue jobs through metadata->>'correlationId', the key every
+-- enqueued job carries (add_queue_jobs adds it, emit_notification_event writes it with
+-- the correlation id), read through queue_jobs_correlation_id_idx (0011).
 CREATE FUNCTION @schema@.get_notification_trace(p_correlation_id text)
 RETURNS TABLE (at timestamptz, kind text, id text, detail jsonb)
 LANGUAGE plpgsql
@@ -34,7 +34,7 @@ BEGIN
            jsonb_build_object('job_type', j.job_type, 'status', j.status,
                               'delivery_id', j.metadata ->> 'delivery_id',
                               'attempts', j.attempts, 'error_message', j.error_message)
-    FROM queue_jobs j WHERE j.metadata ->> 'correlation_id' = p_correlation_id
+    FROM queue_jobs j WHERE j.metadata ->> 'correlationId' = p_correlation_id
     UNION ALL
     SELECT c.received_at, 'callback', c.id::text,
            jsonb_build_object('provider', c.provider, 'event', c.event,
