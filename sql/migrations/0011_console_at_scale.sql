@@ -30,9 +30,9 @@
 -- Locks and time on an existing install (one transaction, like every migration): the
 -- triggers take SHARE ROW EXCLUSIVE on notification_deliveries and the index build a
 -- SHARE lock, held to commit: delivery writes wait for the backfill (one GROUP BY over
--- every delivery: 4 s per million deliveries measured on the shared 2-core machine,
--- 0.56x the funnel rebuild of 0005; bench_console prints it) and the index build (0.3 s
--- per million). queue_jobs is SHARE-locked while its index builds (0.3 s per 210,000
+-- every delivery: 4 to 5 s per million deliveries measured on the shared 2-core
+-- machine, 51 s at 10M, about half the funnel rebuild of 0005; bench_console prints it)
+-- and the index build (0.3 to 0.35 s per million). queue_jobs is SHARE-locked while its index builds (0.3 s per 210,000
 -- jobs; enqueues and claims wait; the table holds only live jobs and the pruned window
 -- of finished ones). On a big install run the upgrade at a quiet moment, or first create
 -- the two indexes CONCURRENTLY by hand, with these names and definitions: IF NOT EXISTS
