@@ -111,13 +111,13 @@ def test_a_token_is_required_then_a_session_cookie_suffices(
 
 
 def test_sessions_expire_when_idle_and_are_dropped(console_factory: ConsoleFactory) -> None:
-    console = console_factory(token=TOKEN, session_idle_seconds=1.0)
+    console = console_factory(token=TOKEN, session_idle_seconds=3.0)
     with httpx.Client(base_url=console.url) as browser_like:
         assert browser_like.get(f"/?token={TOKEN}").status_code == 303
-        for _ in range(3):  # each use restarts the idle time
-            time.sleep(0.5)
+        for _ in range(3):  # each use restarts the idle time (4.5 s in all, > 3 s)
+            time.sleep(1.5)
             assert browser_like.get("/healthz").status_code == 200
-        time.sleep(1.2)
+        time.sleep(3.5)
         assert browser_like.get("/healthz").status_code == 401
     assert len(console.app.state.sessions) == 0
 
