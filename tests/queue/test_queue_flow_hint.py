@@ -184,3 +184,18 @@ def test_worker_processes_keep_limits_and_take_late_keyed_jobs(dsn: str, db: Con
     ).fetchall()
     assert dict(rows) == {"-": 0, "capped": 0, "late": 0}
     assert late >= 5
+
+
+def test_next_limited_start_leaves_out_a_key_whose_cap_is_full(service_db: Conn) -> None:
+    """An empty bucket names no time while the key's cap is full: a token then starts
+    nothing. Once the running job ends, the refill time counts again."""
+    set_limit(service_db, "k", p_max_per_second=SLOW, p_burst=1, p_max_concurrent=1)
+    add_many(service_db, "k", 2)
+    job = service_db.execute(
+        "SELECT id, processing_token FROM notify.claim_pending_jobs('{t}', 10)"
+    ).fetchall()
+    assert len(job) == 1
+    assert service_db.execute("SELECT notify.next_limited_start()").fetchone() == (None,)
+    service_db.execute("SELECT notify.complete_queue_job(%s, NULL, %s)", job[0])
+    row = service_db.execute("SELECT notify.next_limited_start() > now()").fetchone()
+    assert row == (True,)
