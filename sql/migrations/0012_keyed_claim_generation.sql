@@ -36,6 +36,25 @@ REVOKE ALL ON queue_keyed_generation FROM PUBLIC, anon, authenticated;
 GRANT SELECT, UPDATE ON queue_keyed_generation TO service_role;
 CREATE POLICY service_role_all ON queue_keyed_generation FOR ALL TO service_role USING (true) WITH CHECK (true);
 
+-- The hints themselves, shared: a claim whose own session has no valid hint looks here
+-- before walking the keys, so one check (queue_keyed_hint) serves every worker, also
+-- short-lived sessions. Keyed by md5 of the stamp (generation sum and job types, which
+-- may be long); gen lets the writer drop the rows of older generations. UNLOGGED: a
+-- crash empties it, which only costs one more check.
+CREATE UNLOGGED TABLE queue_keyed_hints (
+  stamp_md5 text PRIMARY KEY,
+  gen       bigint NOT NULL,
+  until     timestamptz NOT NULL
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
+
+COMMENT ON TABLE queue_keyed_hints IS
+  'Per generation of queue_keyed_generation and set of job types: until when no keyed job can start. Written by queue_keyed_hint, read by claim_pending_jobs.';
+
+ALTER TABLE queue_keyed_hints ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON queue_keyed_hints FROM PUBLIC, anon, authenticated;
+GRANT SELECT, INSERT, UPDATE, DELETE ON queue_keyed_hints TO service_role;
+CREATE POLICY service_role_all ON queue_keyed_hints FOR ALL TO service_role USING (true) WITH CHECK (true);
+
 -- Row trigger on queue_jobs: bumps the counter when an update can make a keyed job
 -- startable sooner. A job leaving `processing` matters only for a key with a
 -- concurrency cap (one PK probe of queue_limits), and then idle workers are woken for
@@ -85,7 +104,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION queue_limit_relaxed() IS
-  'Row trigger on queue_limits: bumps queue_keyed_generation when a limit is removed or may have been relaxed.';
+  'Trigger on queue_limits: bumps queue_keyed_generation when a limit is removed (also by TRUNCATE) or may have been relaxed.';
 
 CREATE TRIGGER queue_limit_relaxed AFTER UPDATE ON queue_limits
   FOR EACH ROW
@@ -96,6 +115,8 @@ CREATE TRIGGER queue_limit_relaxed AFTER UPDATE ON queue_limits
   EXECUTE FUNCTION queue_limit_relaxed();
 CREATE TRIGGER queue_limit_removed AFTER DELETE ON queue_limits
   FOR EACH ROW EXECUTE FUNCTION queue_limit_relaxed();
+CREATE TRIGGER queue_limits_truncated AFTER TRUNCATE ON queue_limits
+  FOR EACH STATEMENT EXECUTE FUNCTION queue_limit_relaxed();
 
 -- The console's read role shows each key's limit and state (queue_limit_status).
 GRANT SELECT ON queue_limits TO notify_sql_monitor;

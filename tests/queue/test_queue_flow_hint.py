@@ -120,22 +120,25 @@ def test_a_released_keyed_job_voids_the_hint(service_db: Conn, worker: Conn) -> 
         "SELECT notify.set_queue_limit('held', 1000)",
         "SELECT notify.set_queue_limit('held')",
         "UPDATE notify.queue_limits SET paused_until = NULL WHERE limit_key = 'held'",
+        "TRUNCATE notify.queue_limits",
     ],
 )
-def test_a_relaxed_limit_voids_the_hint(service_db: Conn, worker: Conn, relax: str) -> None:
+def test_a_relaxed_limit_voids_the_hint(
+    service_db: Conn, db: Conn, worker: Conn, relax: str
+) -> None:
     throttle(service_db, "held")
     service_db.execute("UPDATE notify.queue_limits SET tokens = 1 WHERE limit_key = 'held'")
     service_db.execute("SELECT notify.pause_queue_limit('held', 3600)")
     assert claim_keys(worker, 10) == []
     assert hint_until(worker) is not None
-    service_db.execute(relax)
+    db.execute(relax)
     assert set(claim_keys(worker, 10)) == {"held"}
 
 
 def test_a_held_back_job_is_claimed_by_the_first_claim_after_its_token(
     service_db: Conn, worker: Conn
 ) -> None:
-    set_limit(service_db, "k", p_max_per_second=4, p_burst=1)
+    set_limit(service_db, "k", p_max_per_second=0.5, p_burst=1)
     add_many(service_db, "k", 2)
     assert claim_keys(worker, 10) == ["k"]
     assert claim_keys(worker, 10) == []  # the bucket is empty: a hint until the token
@@ -199,3 +202,19 @@ def test_next_limited_start_leaves_out_a_key_whose_cap_is_full(service_db: Conn)
     service_db.execute("SELECT notify.complete_queue_job(%s, NULL, %s)", job[0])
     row = service_db.execute("SELECT notify.next_limited_start() > now()").fetchone()
     assert row == (True,)
+
+
+def test_a_hint_serves_every_session(service_db: Conn, worker: Conn, dsn: str) -> None:
+    """One session's check is shared (queue_keyed_hints): a new session's first claim
+    takes the hint instead of walking the keys, until the generation moves."""
+    throttle(service_db, "held")
+    assert claim_keys(worker, 10) == []
+    until = hint_until(worker)
+    assert until is not None
+    add_many(service_db, None, 1)  # an unkeyed job announces nothing
+    with psycopg.connect(dsn, autocommit=True) as other:
+        other.execute("SET ROLE service_role")
+        assert claim_keys(other, 10) == [None]
+        assert hint_until(other) == until
+        add(service_db, "free")
+        assert claim_keys(other, 10) == ["free"]

@@ -25,7 +25,8 @@
 -- records in the session "no keyed job of these types can start before T"
 -- (queue_keyed_hint: T is the earliest token refill, pause end, scheduled_for of a
 -- key with jobs of these types), stamped with the sum of queue_keyed_generation read
--- before the walk. While the sum is unchanged and the clock is before T, the claim
+-- before the walk, and shares it with the other sessions (queue_keyed_hints, read when
+-- the session's own copy is void). While the sum is unchanged and the clock is before T, the claim
 -- takes the unkeyed statement as if no keyed job were pending: one read of that
 -- one-page table is all the keys cost it. Every change that can let a keyed job start
 -- sooner than the clock alone (keyed enqueue, a keyed job pending again, a capped
@@ -69,6 +70,7 @@ DECLARE
   v_pass integer := 0;
   v_stamp text;  -- generation and types read before a keyed walk (NULL: no walk)
   v_keyed integer;
+  v_until timestamptz;
 BEGIN
   IF p_job_types IS NULL OR cardinality(p_job_types) = 0 OR array_position(p_job_types, NULL) IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
@@ -90,6 +92,15 @@ BEGIN
          AND extract(epoch FROM clock_timestamp())
              < current_setting('notify_sql.keyed_until_@schema@', true)::double precision THEN
         v_stamp := NULL;  -- the hint holds: no keyed job of these types can start yet
+      ELSE
+        -- Another session's hint for the same generation and types holds as well.
+        v_until := (SELECT h.until FROM queue_keyed_hints h WHERE h.stamp_md5 = md5(v_stamp));
+        IF v_until > clock_timestamp() THEN
+          PERFORM set_config('notify_sql.keyed_hint_@schema@', v_stamp, false),
+                  set_config('notify_sql.keyed_until_@schema@',
+                    CASE WHEN isfinite(v_until) THEN extract(epoch FROM v_until)::text ELSE 'Infinity' END, false);
+          v_stamp := NULL;
+        END IF;
       END IF;
     END IF;
     IF v_stamp IS NULL THEN
