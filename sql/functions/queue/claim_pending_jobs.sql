@@ -71,6 +71,7 @@ DECLARE
   v_stamp text;  -- generation and types read before a keyed walk (NULL: no walk)
   v_keyed integer;
   v_until timestamptz;
+  v_gen numeric;
 BEGIN
   IF p_job_types IS NULL OR cardinality(p_job_types) = 0 OR array_position(p_job_types, NULL) IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
@@ -83,11 +84,14 @@ BEGIN
 
   LOOP
     v_pass := v_pass + 1;
-    -- Any keyed job pending? One probe of a partial index that is empty then.
-    PERFORM FROM queue_jobs j WHERE j.status = 'pending' AND j.limit_key IS NOT NULL LIMIT 1;
+    -- Any keyed job pending? One probe of a partial index that is empty then; only if
+    -- so, the same statement reads the generation (one executor run, not two: this is
+    -- the whole cost of held-back keys to a claim while its hint holds).
+    SELECT (SELECT sum(g.n) FROM queue_keyed_generation g WHERE g.slot >= 0) INTO v_gen
+    WHERE EXISTS (SELECT FROM queue_jobs j WHERE j.status = 'pending' AND j.limit_key IS NOT NULL);
     v_stamp := NULL;
     IF FOUND THEN
-      v_stamp := (SELECT sum(g.n) FROM queue_keyed_generation g WHERE g.slot >= 0)::text || ':' || p_job_types::text;
+      v_stamp := v_gen::text || ':' || p_job_types::text;
       IF v_stamp = current_setting('notify_sql.keyed_hint_@schema@', true)
          AND extract(epoch FROM clock_timestamp())
              < current_setting('notify_sql.keyed_until_@schema@', true)::double precision THEN
