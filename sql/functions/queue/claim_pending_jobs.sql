@@ -22,18 +22,18 @@
 -- concurrency cap enforced under a lock of its queue_limits row (see there).
 --
 -- No head-of-line cost beside held-back keys. A keyed walk that starts no keyed job
--- records in the session "no keyed job of these types can start before T"
--- (queue_keyed_hint: T is the earliest token refill, pause end, scheduled_for of a
--- key with jobs of these types), stamped with the sum of queue_keyed_generation read
--- before the walk, and shares it with the other sessions (queue_keyed_hints, read when
--- the session's own copy is void). While the sum is unchanged and the clock is before T, the claim
--- takes the unkeyed statement as if no keyed job were pending: one read of that
--- one-page table is all the keys cost it. Every change that can let a keyed job start
--- sooner than the clock alone (keyed enqueue, a keyed job pending again, a capped
--- key's job leaving processing, set_queue_limit) bumps the sum in its own transaction,
--- so a hint is never trusted past such a change: a held-back job is claimed by the
--- first claim at or after the moment its limit allows, a new keyed job by the next
--- claim after its commit.
+-- records "no keyed job of these types can start before T" (queue_keyed_hint: T is
+-- the earliest token refill, pause end or scheduled_for over every key with jobs of
+-- these types), stamped with the sum of queue_keyed_generation read before the walk,
+-- in the session and for the other sessions (queue_keyed_hints, read when the
+-- session's own copy is void). While the sum is unchanged and the clock is before T,
+-- the claim takes the unkeyed statement as if no keyed job were pending; the keys
+-- cost it one statement (the keyed-index probe and the 16-row counter read). Every
+-- change that can let a keyed job start sooner than the clock alone (keyed enqueue, a
+-- keyed job pending again, a capped key's job leaving processing, a limit relaxed or
+-- removed) bumps the sum in its own transaction, so a hint is never trusted past such
+-- a change: a held-back job is claimed by the first claim at or after the moment its
+-- limit allows, a new keyed job by the first claim after its commit.
 --
 -- Idle workers: a claim that does not fill its batch marks the session idle (enqueue
 -- then sends a NOTIFY) and claims once more, so no job committed meanwhile goes
