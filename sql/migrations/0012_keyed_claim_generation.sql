@@ -1,16 +1,17 @@
 -- 0012_keyed_claim_generation: a shared counter that says "the keyed jobs' startability
 -- may have changed", so a claim can skip the keyed walk while no keyed job can start.
 --
--- claim_pending_jobs keeps, per session, a hint "no keyed job of these types can start
--- before T" (queue_keyed_hint) together with the counter's value when it was computed.
+-- claim_pending_jobs keeps a hint "no keyed job of these types can start before T"
+-- (queue_keyed_hint; per session, and shared in queue_keyed_hints below) together
+-- with the counter's value read before it was computed.
 -- The hint holds while the counter is unchanged and the clock is before T: every event
 -- that can make a keyed job startable earlier than the clock alone would bumps it.
 --   * a keyed job enqueued: add_queue_job / add_queue_jobs (one statement each);
 --   * a keyed job becoming pending again, or moved to an earlier time or another key,
 --     and a job of a concurrency-capped key leaving `processing` (a slot frees): the
 --     trigger below, whoever updates the row;
---   * a limit changed, removed or un-paused (set_queue_limit, or an UPDATE / DELETE of
---     queue_limits by hand): the second trigger below. (A longer pause only holds
+--   * a limit changed, removed or un-paused (set_queue_limit, or an UPDATE, DELETE or
+--     TRUNCATE of queue_limits by hand): the triggers on queue_limits below. (A longer pause only holds
 --     jobs back longer, and a claim only spends tokens: neither can void a hint, and
 --     the claim's own row updates never call the trigger.)
 -- The counter is transactional on purpose: the bump commits with the change it
@@ -29,7 +30,7 @@ CREATE TABLE queue_keyed_generation (
 INSERT INTO queue_keyed_generation (slot) SELECT generate_series(0, 15);
 
 COMMENT ON TABLE queue_keyed_generation IS
-  'Striped counter bumped (in the same transaction) by every change that can let a keyed job start earlier: keyed enqueue, a keyed job made pending again, a capped key''s job leaving processing, set_queue_limit. Read (summed) by claim_pending_jobs to validate its per-session "no keyed job can start before T" hint.';
+  'Striped counter bumped (in the same transaction) by every change that can let a keyed job start earlier: keyed enqueue, a keyed job made pending again, a capped key''s job leaving processing, a limit relaxed or removed. Read (summed) by claim_pending_jobs to validate its "no keyed job can start before T" hints.';
 
 ALTER TABLE queue_keyed_generation ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON queue_keyed_generation FROM PUBLIC, anon, authenticated;
