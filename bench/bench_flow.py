@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.bench_flow            # full run (about ten minutes)
     .venv/bin/python -m bench.bench_flow --quick    # smoke run
     .venv/bin/python -m bench.bench_flow --base 70742a7   # the "today" install to compare with
+    .venv/bin/python -m bench.bench_flow --part throttled --rounds 5 --seconds 10
 
 One throwaway PostgreSQL, pgbench from the server's bindir (``-M prepared``, 4 clients),
 so client costs are the same on both sides of every ratio. Each measurement is run
@@ -42,7 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -407,12 +408,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--base", default="70742a7", help="commit whose install is 'today'")
+    parser.add_argument("--rounds", type=int, help="rounds per figure (default: 3, quick: 1)")
+    parser.add_argument("--seconds", type=int, help="seconds per timed drain (default: 3)")
     parser.add_argument(
         "--part", action="append", choices=["today", "keys", "throttled", "enqueue"],
         help="run only this part (repeatable)",
     )  # fmt: skip
     args = parser.parse_args()
-    run(QUICK if args.quick else FULL, args.base, args.part)
+    scale = QUICK if args.quick else FULL
+    if args.rounds:
+        scale = replace(scale, rounds=args.rounds)
+    if args.seconds:
+        scale = replace(scale, seconds=args.seconds)
+    run(scale, args.base, args.part)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,12 @@ def queue_health(
     return _call(conn, schema, "get_queue_health", stall_timeout)
 
 
+def limits(conn: psycopg.Connection[Any], schema: str) -> list[Record]:
+    """Each limit key's limit, pause, tokens now, backlog, running jobs and starts per
+    second over about the last minute (queue_limit_status, issue 16)."""
+    return _call(conn, schema, "queue_limit_status")
+
+
 def throughput(conn: psycopg.Connection[Any], schema: str) -> list[Record]:
     return _call(conn, schema, "get_queue_throughput", timedelta(hours=1))
 

@@ -125,7 +125,9 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def stats_report(health: list[dict[str, Any]], funnel: list[dict[str, Any]]) -> list[str]:
+def stats_report(
+    health: list[dict[str, Any]], funnel: list[dict[str, Any]], limits: list[dict[str, Any]]
+) -> list[str]:
     queue_rows = [
         [
             row["job_type"], row["status"], str(row["job_count"]),
@@ -147,7 +149,24 @@ def stats_report(health: list[dict[str, Any]], funnel: list[dict[str, Any]]) -> 
         "",
         "delivery funnel, last 24 h",
         *_table(["channel", *FUNNEL_COLUMNS, "delivery_rate"], funnel_rows),
+        "",
+        "rate limits (rate: starts per second over about the last minute)",
+        *_table(LIMIT_HEADERS, [[_cell(row[k]) for k in LIMIT_COLUMNS] for row in limits]),
     ]
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+LIMIT_COLUMNS = (
+    "limit_key", "max_per_second", "burst", "max_concurrent", "paused_until", "tokens",
+    "backlog", "running", "current_rate",
+)  # fmt: skip
+LIMIT_HEADERS = [
+    "limit_key", "limit_per_s", "burst", "cap", "paused_until", "tokens", "backlog", "running",
+    "rate",
+]  # fmt: skip
 
 
 QUEUE_HEADERS = [
@@ -160,14 +179,16 @@ FUNNEL_COLUMNS = ("total_sent", "sent", "delivered", "opened", "clicked", "faile
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (for scripts).")
 @_database_options
 def stats_command(as_json: bool, dsn: str | None, schema: str) -> None:
-    """Show the queue per job type and status and the 24-hour delivery funnel per channel."""
+    """Show the queue per job type and status, the 24-hour delivery funnel per channel and
+    each rate-limit key's limit, backlog and current rate."""
     with psycopg.connect(_dsn(dsn), autocommit=True) as conn:
         health = monitor.queue_health(conn, schema)
         funnel = monitor.funnel(conn, schema, "24 hours")
+        limits = monitor.limits(conn, schema)
     if as_json:
-        click.echo(json.dumps({"queue": health, "funnel_24h": funnel}, indent=2))
+        click.echo(json.dumps({"queue": health, "funnel_24h": funnel, "limits": limits}, indent=2))
         return
-    for line in stats_report(health, funnel):
+    for line in stats_report(health, funnel, limits):
         click.echo(line)
 
 

@@ -25,7 +25,8 @@ Upkeep (``maintenance=True``, the default): every worker takes part in a leader
 election through a session-level advisory lock held on a dedicated connection; the
 leader re-queues stalled jobs (``reset_stalled_jobs`` with ``stall_timeout``) and, every
 ``upkeep_interval``, runs ``run_queue_upkeep`` (stalled jobs, pruning past
-``retention``, folding the funnel sums). When the leader dies its session ends, the lock
+``retention``, folding the funnel sums; a log line on the limit keys held back or
+paused, when there are limit keys). When the leader dies its session ends, the lock
 is free and another worker takes it at its next tick.
 """
 
@@ -134,6 +135,13 @@ class _Statements:
         self.heartbeat = call("SELECT {schema}.heartbeat_queue_job(%s, %s)")
         self.reset_stalled = call("SELECT {schema}.reset_stalled_jobs(%s)")
         self.upkeep = call("SELECT * FROM {schema}.run_queue_upkeep(%s, %s)")
+        # Flow control at a glance for the upkeep log line: limit keys, those with a
+        # backlog their limit holds back now (pause, empty bucket or full cap), paused.
+        self.limits = call(
+            "SELECT count(*), count(*) FILTER (WHERE backlog > 0 AND (paused_until IS NOT NULL"
+            " OR tokens < 1 OR running >= max_concurrent)), count(paused_until), "
+            "coalesce(sum(backlog), 0) FROM {schema}.queue_limit_status()"
+        )
         # One lock per install schema: the key is derived from its name in SQL.
         self.try_lead = b"SELECT pg_try_advisory_lock(hashtext('notify-sql upkeep ' || %s))"
         self.listen = sql.SQL("LISTEN {}").format(sql.Identifier(wake_channel(schema)))
@@ -543,6 +551,9 @@ class Worker:
             row = conn.execute(self._sql.upkeep, (self.stall_timeout, self.retention)).fetchone()
             assert row is not None
             log.info("upkeep reset_stalled=%d pruned=%d folded_rollup_rows=%d", *row)
+            keys = conn.execute(self._sql.limits).fetchone()
+            if keys and keys[0]:
+                log.info("upkeep limit_keys=%d held_back=%d paused=%d keyed_backlog=%d", *keys)
             return time.monotonic() + self.upkeep_interval
         row = conn.execute(self._sql.reset_stalled, (self.stall_timeout,)).fetchone()
         if row and row[0]:

@@ -295,6 +295,7 @@ def create_app(settings: Settings) -> Starlette:
                 "funnel_24h": monitor.funnel_in_slices(conn, schema, "24 hours"),
                 "funnel_7d": monitor.funnel_in_slices(conn, schema, "7 days"),
                 "failures": monitor.recent_failures(conn, schema),
+                "limits": monitor.limits(conn, schema),
             }
 
         try:

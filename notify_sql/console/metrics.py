@@ -1,9 +1,11 @@
 """/metrics: Prometheus families read at scrape time from the operate functions.
 
-A scrape is two SQL calls: get_queue_health (live jobs through the partial indexes,
-finished ones within 24 h through queue_jobs_completed_at_idx) and
+A scrape is three SQL calls: get_queue_health (live jobs through the partial indexes,
+finished ones within 24 h through queue_jobs_completed_at_idx),
 get_delivery_status_counts('24 hours') (the status counts of 0011, whole 15-minute
-slices only), so its cost does not grow with the deliveries table (BENCHMARKS.md).
+slices only), so its cost does not grow with the deliveries table (BENCHMARKS.md),
+and queue_limit_status (one row per limit key: keys become label values, so keep their
+number to what a Prometheus series count can carry).
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("notify_database_up", "1 when the database answered this scrape")
         try:
-            health, statuses = self.run(
+            health, statuses, limits = self.run(
                 lambda conn: (
                     monitor.queue_health(conn, self.schema),
                     monitor.delivery_status_counts(conn, self.schema, "24 hours"),
+                    monitor.limits(conn, self.schema),
                 )
             )
         except psycopg.Error:
@@ -79,3 +82,31 @@ class QueueCollector(Collector):
         for row in statuses:
             deliveries.add_metric([row["channel"], row["status"]], row["deliveries"])
         yield from (jobs, oldest, stalled, failed_hour, deliveries)
+        yield from _limit_families(limits)
+
+
+LIMIT_FAMILIES = (
+    # (name suffix, help, column); a key without that limit has no sample
+    ("backlog", "Pending jobs of the limit key, due or not", "backlog"),
+    ("running", "Processing jobs of the limit key", "running"),
+    ("starts_per_second", "Job starts per second over about the last minute", "current_rate"),
+    ("max_per_second", "The key's rate limit (token bucket refill per second)", "max_per_second"),
+    ("burst", "The key's burst (token bucket size)", "burst"),
+    ("max_concurrent", "The key's cap on processing jobs", "max_concurrent"),
+    ("tokens", "Tokens in the key's bucket now", "tokens"),
+)
+
+
+def _limit_families(limits: list[dict[str, Any]]) -> Iterator[GaugeMetricFamily]:
+    for suffix, text, column in LIMIT_FAMILIES:
+        family = GaugeMetricFamily(f"notify_queue_limit_{suffix}", text, labels=["limit_key"])
+        for row in limits:
+            if row[column] is not None:
+                family.add_metric([row["limit_key"]], row[column])
+        yield family
+    paused = GaugeMetricFamily(
+        "notify_queue_limit_paused", "1 while the key is paused", labels=["limit_key"]
+    )
+    for row in limits:
+        paused.add_metric([row["limit_key"]], 0 if row["paused_until"] is None else 1)
+    yield paused

@@ -601,8 +601,9 @@ class Queue(SyncRpc):
     def next_limited_start(
         self,
     ) -> datetime | None:
-        """The earliest time a limit key now held back by its rate or pause may start a job
-        again; NULL when none is. For workers whose claim came back short.
+        """The earliest time a limit key now held back by its rate or pause (and not by a full
+        concurrency cap) may start a job again; NULL when none is. For workers whose claim
+        came back short.
         """
         args: dict[str, object] = {}
         return cast(
@@ -1104,8 +1105,9 @@ class AsyncQueue(AsyncRpc):
     async def next_limited_start(
         self,
     ) -> datetime | None:
-        """The earliest time a limit key now held back by its rate or pause may start a job
-        again; NULL when none is. For workers whose claim came back short.
+        """The earliest time a limit key now held back by its rate or pause (and not by a full
+        concurrency cap) may start a job again; NULL when none is. For workers whose claim
+        came back short.
         """
         args: dict[str, object] = {}
         return cast(

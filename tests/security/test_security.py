@@ -60,7 +60,9 @@ PRIVILEGES: dict[str, frozenset[str]] = (
             "pause_queue_limit",
             "queue_claim_keyed",
             "queue_key_running",
-            "queue_limit_status",
+            "queue_keyed_bump",
+            "queue_keyed_hint",
+            "queue_keyed_next_start",
             "queue_pause_keys",
             "queue_worker_idle",
             "set_queue_limit",
@@ -128,6 +130,7 @@ PRIVILEGES: dict[str, frozenset[str]] = (
             "get_recent_failed_deliveries",
             "list_notification_deliveries",
             "list_queue_jobs",
+            "queue_limit_status",  # the console's "Rate limits" table (issue 16)
         ),
         SERVICE_ONLY | {"notify_sql_monitor"},
     )
@@ -137,6 +140,8 @@ PRIVILEGES: dict[str, frozenset[str]] = (
         "delivery_funnel_rollup_track": frozenset(),
         "delivery_status_rollup_clear": frozenset(),
         "delivery_status_rollup_track": frozenset(),
+        "queue_keyed_changed": frozenset(),
+        "queue_limit_relaxed": frozenset(),
         # The channel list (0010): called by the channel CHECK constraints, so also by
         # authenticated writing its own preference rows; a constant, it reads no data.
         "notification_channels": frozenset({"service_role", "authenticated", "notify_sql_monitor"}),

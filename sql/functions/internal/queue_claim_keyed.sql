@@ -1,7 +1,8 @@
 -- queue_claim_keyed: picks and locks up to p_limit jobs when keyed jobs are pending.
 --
 -- The claim_pending_jobs path for a queue holding jobs with a limit key; returns the
--- picked ids (locked, still pending) and the start time to stamp on each.
+-- picked ids (locked, still pending), the start time to stamp on each, and how many
+-- of them are keyed (0: the caller may record that no keyed job can start yet).
 --
 -- Order (fair share). Within the best priority first, the due jobs are taken in rounds:
 -- round r holds the r-th due job of every key, and jobs without a key count as one
@@ -27,7 +28,7 @@
 -- max_per_second * T jobs, and never more than max_concurrent of its jobs process at
 -- once. A held-back key costs the others nothing but its index descent.
 CREATE FUNCTION @schema@.queue_claim_keyed(p_job_types text[], p_limit integer, p_exclude uuid[])
-RETURNS TABLE (ids uuid[], starts timestamptz[])
+RETURNS TABLE (ids uuid[], starts timestamptz[], keyed integer)
 LANGUAGE plpgsql
 SECURITY INVOKER
 SET search_path = @schema@, pg_temp
@@ -59,6 +60,7 @@ DECLARE
   c_allow integer[] := '{}'::integer[];  -- per candidate: its key's estimated allowance
   v_ids uuid[] := '{}'::uuid[];
   v_starts timestamptz[] := '{}'::timestamptz[];
+  v_keyed integer := 0;  -- keyed jobs in the batch (none: claim_pending_jobs may record a hint)
   r record;
 BEGIN
   -- Called by claim_pending_jobs with checked arguments; checked again for direct calls.
@@ -73,7 +75,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_exclude: must be an array of at most 1000 ids';
   END IF;
   IF p_limit < 1 THEN
-    RETURN QUERY SELECT v_ids, v_starts;
+    RETURN QUERY SELECT v_ids, v_starts, 0;
     RETURN;
   END IF;
 
@@ -197,7 +199,7 @@ BEGIN
     IF v_visits > 0 THEN
       PERFORM set_config('notify_sql.claim_cursor_@schema@', v_last_visited, false);
     END IF;
-    RETURN QUERY SELECT c_id, array_fill(now(), ARRAY[cardinality(c_id)]);
+    RETURN QUERY SELECT c_id, array_fill(now(), ARRAY[cardinality(c_id)]), 0;
     RETURN;
   END IF;
 
@@ -222,6 +224,7 @@ BEGIN
       CONTINUE WHEN FOUND;  -- limited, and another worker is claiming it right now
       v_ids := v_ids || r.ids;
       v_starts := v_starts || array_fill(now(), ARRAY[cardinality(r.ids)]);
+      v_keyed := v_keyed + cardinality(r.ids);
       v_last_key := r.key;
       CONTINUE;
     END IF;
@@ -253,6 +256,7 @@ BEGIN
     IF v_allow > 0 THEN
       v_ids := v_ids || r.ids[1:v_allow];
       v_starts := v_starts || array_fill(v_now, ARRAY[v_allow]);
+      v_keyed := v_keyed + v_allow;
       v_last_key := r.key;
     END IF;
   END LOOP;
@@ -263,11 +267,11 @@ BEGIN
   IF v_last_key IS NOT NULL THEN
     PERFORM set_config('notify_sql.claim_cursor_@schema@', v_last_key, false);
   END IF;
-  RETURN QUERY SELECT v_ids, v_starts;
+  RETURN QUERY SELECT v_ids, v_starts, v_keyed;
 END;
 $$;
 
 COMMENT ON FUNCTION @schema@.queue_claim_keyed(text[], integer, uuid[]) IS
-  'Internal to claim_pending_jobs: picks and locks up to p_limit due jobs when keyed jobs are pending (keys in turn, limits enforced under queue_limits row locks); returns their ids and start stamps.';
+  'Internal to claim_pending_jobs: picks and locks up to p_limit due jobs when keyed jobs are pending (keys in turn, limits enforced under queue_limits row locks); returns their ids, start stamps and how many are keyed.';
 
 GRANT EXECUTE ON FUNCTION @schema@.queue_claim_keyed(text[], integer, uuid[]) TO service_role;

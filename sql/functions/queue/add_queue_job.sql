@@ -85,6 +85,11 @@ BEGIN
     END LOOP;
   END IF;
 
+  -- Flow control: a new keyed job voids the claims' "nothing keyed can start" hints.
+  IF p_limit_key IS NOT NULL THEN
+    PERFORM queue_keyed_bump();
+  END IF;
+
   -- Wake-up, inline (this is the hottest write path): as queue_wake_workers, a NOTIFY
   -- only when a worker is idle; the shared "gate" lock is held to commit.
   IF p_scheduled_for <= now() THEN

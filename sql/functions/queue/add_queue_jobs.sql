@@ -42,6 +42,11 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_jobs: must be a JSON array of job objects';
   END IF;
   PERFORM check_batch_size('p_jobs', jsonb_array_length(p_jobs));
+  -- Flow control: new keyed jobs void the claims' "nothing keyed can start" hints (in
+  -- this transaction, so undone with it if an element is refused below).
+  IF p_jobs @? '$[*].limit_key ? (@ != null)' THEN
+    PERFORM queue_keyed_bump();
+  END IF;
 
   -- Ids in the column default's time-ordered layout (48-bit milliseconds, version 7,
   -- random rest), the time prefix computed once per call: generating the default's

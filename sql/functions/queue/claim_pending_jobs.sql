@@ -21,6 +21,20 @@
 -- queue_claim_keyed picks the batch: keys served in turn, each key's token bucket and
 -- concurrency cap enforced under a lock of its queue_limits row (see there).
 --
+-- No head-of-line cost beside held-back keys. A keyed walk that starts no keyed job
+-- records "no keyed job of these types can start before T" (queue_keyed_hint: T is
+-- the earliest token refill, pause end or scheduled_for over every key with jobs of
+-- these types), stamped with the sum of queue_keyed_generation read before the walk,
+-- in the session and for the other sessions (queue_keyed_hints, read when the
+-- session's own copy is void). While the sum is unchanged and the clock is before T,
+-- the claim takes the unkeyed statement as if no keyed job were pending; the keys
+-- cost it one statement (the keyed-index probe and the 16-row counter read). Every
+-- change that can let a keyed job start sooner than the clock alone (keyed enqueue, a
+-- keyed job pending again, a capped key's job leaving processing, a limit relaxed or
+-- removed) bumps the sum in its own transaction, so a hint is never trusted past such
+-- a change: a held-back job is claimed by the first claim at or after the moment its
+-- limit allows, a new keyed job by the first claim after its commit.
+--
 -- Idle workers: a claim that does not fill its batch marks the session idle (enqueue
 -- then sends a NOTIFY) and claims once more, so no job committed meanwhile goes
 -- unannounced; a full claim marks it busy (queue_worker_idle). A claim that finds
@@ -54,6 +68,10 @@ DECLARE
   v_more uuid[];
   v_more_starts timestamptz[];
   v_pass integer := 0;
+  v_stamp text;  -- generation and types read before a keyed walk (NULL: no walk)
+  v_keyed integer;
+  v_until timestamptz;
+  v_gen numeric;
 BEGIN
   IF p_job_types IS NULL OR cardinality(p_job_types) = 0 OR array_position(p_job_types, NULL) IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
@@ -66,9 +84,30 @@ BEGIN
 
   LOOP
     v_pass := v_pass + 1;
-    -- Any keyed job pending? One probe of a partial index that is empty then.
-    PERFORM FROM queue_jobs j WHERE j.status = 'pending' AND j.limit_key IS NOT NULL LIMIT 1;
-    IF NOT FOUND THEN
+    -- Any keyed job pending? One probe of a partial index that is empty then; only if
+    -- so, the same statement reads the generation (one executor run, not two: this is
+    -- the whole cost of held-back keys to a claim while its hint holds).
+    SELECT (SELECT sum(g.n) FROM queue_keyed_generation g WHERE g.slot >= 0) INTO v_gen
+    WHERE EXISTS (SELECT FROM queue_jobs j WHERE j.status = 'pending' AND j.limit_key IS NOT NULL);
+    v_stamp := NULL;
+    IF FOUND THEN
+      v_stamp := v_gen::text || ':' || p_job_types::text;
+      IF v_stamp = current_setting('notify_sql.keyed_hint_@schema@', true)
+         AND extract(epoch FROM clock_timestamp())
+             < current_setting('notify_sql.keyed_until_@schema@', true)::double precision THEN
+        v_stamp := NULL;  -- the hint holds: no keyed job of these types can start yet
+      ELSE
+        -- Another session's hint for the same generation and types holds as well.
+        v_until := (SELECT h.until FROM queue_keyed_hints h WHERE h.stamp_md5 = md5(v_stamp));
+        IF v_until > clock_timestamp() THEN
+          PERFORM set_config('notify_sql.keyed_hint_@schema@', v_stamp, false),
+                  set_config('notify_sql.keyed_until_@schema@',
+                    CASE WHEN isfinite(v_until) THEN extract(epoch FROM v_until)::text ELSE 'Infinity' END, false);
+          v_stamp := NULL;
+        END IF;
+      END IF;
+    END IF;
+    IF v_stamp IS NULL THEN
       v_more := ARRAY(
         SELECT j.id
         FROM queue_jobs j
@@ -82,8 +121,11 @@ BEGIN
         FOR UPDATE SKIP LOCKED);
       v_more_starts := array_fill(now(), ARRAY[cardinality(v_more)]);
     ELSE
-      SELECT k.ids, k.starts INTO v_more, v_more_starts
+      SELECT k.ids, k.starts, k.keyed INTO v_more, v_more_starts, v_keyed
       FROM queue_claim_keyed(p_job_types, p_batch_size - cardinality(v_ids), v_ids) k;
+      IF v_keyed = 0 THEN
+        PERFORM queue_keyed_hint(p_job_types, v_stamp);
+      END IF;
     END IF;
     v_ids := v_ids || v_more;
     v_starts := v_starts || v_more_starts;

@@ -46,3 +46,5 @@ COMMENT ON FUNCTION @schema@.queue_limit_status() IS
   'Each limit key: its limit, pause, tokens now, backlog (pending jobs), running (processing jobs) and current rate (starts per second over about the last minute).';
 
 GRANT EXECUTE ON FUNCTION @schema@.queue_limit_status() TO service_role;
+-- The console and `notify-sql stats` show it (SELECT on queue_limits: 0012).
+GRANT EXECUTE ON FUNCTION @schema@.queue_limit_status() TO notify_sql_monitor;
