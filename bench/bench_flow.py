@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.bench_flow            # full run (about ten minutes)
     .venv/bin/python -m bench.bench_flow --quick    # smoke run
     .venv/bin/python -m bench.bench_flow --base 70742a7   # the "today" install to compare with
+    .venv/bin/python -m bench.bench_flow --part enqueue --rounds 9   # one part, more rounds
 
 One throwaway PostgreSQL, pgbench from the server's bindir (``-M prepared``, 4 clients),
 so client costs are the same on both sides of every ratio. Each measurement is run
@@ -37,6 +38,8 @@ Jobs/s of the drains are counted from the rows completed during a timed pgbench 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import os
 import re
@@ -420,53 +423,60 @@ def compare_enqueue(bench: Bench, out: Callable[[str], None]) -> None:
     scale = bench.scale
     graphile = install_graphile(bench.server, "flow_now", bench.workdir, out)
 
-    def single(script: str) -> Callable[[], float]:
+    def runner(calls: int, per_call: int, cpu: bool) -> Callable[[str], Callable[[], float]]:
+        def make(script: str) -> Callable[[], float]:
+            def run() -> float:
+                fill(dsn, 0)
+                if graphile:
+                    with psycopg.connect(dsn, autocommit=True) as conn:
+                        conn.execute("TRUNCATE graphile_worker._private_jobs")
+                if cpu:
+                    return backend_cpu_rate(dsn, script, calls, per_call)
+                return bench.enqueue_rate("flow_now", script, calls, per_call)
+
+            return run
+
+        return make
+
+    def notifying(cpu: bool) -> Callable[[], float]:
         def run() -> float:
-            fill(dsn, 0)
-            return bench.enqueue_rate("flow_now", script, scale.single_calls, 1)
+            with idle_worker(dsn):
+                return runner(scale.single_calls, 1, cpu)(ENQUEUE["add_queue_job"])()
 
         return run
-
-    def bulk(script: str) -> Callable[[], float]:
-        def run() -> float:
-            fill(dsn, 0)
-            if graphile:
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute("TRUNCATE graphile_worker._private_jobs")
-            return bench.enqueue_rate("flow_now", script, scale.bulk_calls, BULK)
-
-        return run
-
-    def notifying() -> float:
-        with idle_worker(dsn):
-            return single(ENQUEUE["add_queue_job"])()
 
     bulk_scripts = dict(ENQUEUE_BULK)
     bulk_bases = [GRAPHILE, BARE_GRAPHILE]
     if not graphile:
         del bulk_scripts[GRAPHILE]
         bulk_bases.remove(GRAPHILE)
-    Runner = Callable[[str], Callable[[], float]]
-    tables: tuple[
-        tuple[str, list[str], dict[str, str], Runner, dict[str, Callable[[], float]]], ...
-    ]
     tables = (
-        ("Single calls", [SEED, BARE], ENQUEUE, single,
-         {"add_queue_job, a worker idle (NOTIFY sent)": notifying}),
-        (f"{BULK:,} jobs per call", bulk_bases, bulk_scripts, bulk, {}),
-    )  # fmt: skip
-    for title, base_names, scripts, runner, extra in tables:
-        baselines = {name: runner(scripts[name]) for name in base_names}
-        rows = {name: runner(script) for name, script in scripts.items() if name not in base_names}
-        rows.update(extra)
+        ("single calls", [SEED, BARE], ENQUEUE, scale.single_calls, 1),
+        (f"{BULK:,} jobs per call", bulk_bases, bulk_scripts, scale.bulk_calls, BULK),
+    )
+    for (title, base_names, scripts, calls, per_call), cpu in itertools.product(
+        tables, (False, True)
+    ):
+        make = runner(calls, per_call, cpu)
+        baselines = {name: make(scripts[name]) for name in base_names}
+        rows = {name: make(script) for name, script in scripts.items() if name not in base_names}
+        if per_call == 1:
+            rows["add_queue_job, a worker idle (NOTIFY sent)"] = notifying(cpu)
         rates, ratios = bracketed(scale.rounds, baselines, rows)
         out("")
-        out(f"### Enqueue, {title.lower()}, jobs/s, {CLIENTS} clients, {scale.rounds} rounds")
+        if cpu:
+            out(f"### Enqueue, {title}, jobs per backend CPU second, {scale.rounds} rounds")
+            out("")
+            out("One connection, one transaction per call; the backend's own CPU time")
+            out("(/proc/<pid>/schedstat), so what the server does per job, less moved by the load.")
+        else:
+            out(f"### Enqueue, {title}, jobs/s, {CLIENTS} clients, {scale.rounds} rounds")
         out("")
         out("Ratio: median over the rounds (lowest-highest), each run over the mean of the")
         out("baseline runs just before and after it.")
         out("")
-        out("| path | jobs/s | " + " | ".join(f"vs {name}" for name in base_names) + " |")
+        unit = "jobs/CPU s" if cpu else "jobs/s"
+        out(f"| path | {unit} | " + " | ".join(f"vs {name}" for name in base_names) + " |")
         out("| --- | ---: | " + " | ".join("---:" for _ in base_names) + " |")
         median = {name: statistics.median(values) for name, values in rates.items()}
         for name in base_names:
@@ -475,6 +485,20 @@ def compare_enqueue(bench: Bench, out: Callable[[str], None]) -> None:
         for name in rows:
             cells = [spread(ratios[name, base]) for base in base_names]
             out(f"| {name} | {median[name]:,.0f} | " + " | ".join(cells) + " |")
+
+
+def backend_cpu_rate(dsn: str, script: str, calls: int, per_call: int) -> float:
+    """Jobs per second of CPU time of the one backend that runs `calls` calls, each in
+    its own transaction (after one call to plan it)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        stat = Path(f"/proc/{row[0]}/schedstat")  # on-CPU time in ns, first field
+        conn.execute(script, prepare=True)
+        start = int(stat.read_text().split()[0])
+        for _ in range(calls):
+            conn.execute(script, prepare=True)
+        return calls * per_call / ((int(stat.read_text().split()[0]) - start) / 1e9)
 
 
 def install_graphile(
@@ -544,12 +568,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--base", default="70742a7", help="commit whose install is 'today'")
+    parser.add_argument("--rounds", type=int, help="rounds per measurement (default: 3, quick: 1)")
     parser.add_argument(
         "--part", action="append", choices=["today", "keys", "throttled", "enqueue"],
         help="run only this part (repeatable)",
     )  # fmt: skip
     args = parser.parse_args()
-    run(QUICK if args.quick else FULL, args.base, args.part)
+    scale = QUICK if args.quick else FULL
+    if args.rounds:
+        scale = dataclasses.replace(scale, rounds=args.rounds)
+    run(scale, args.base, args.part)
 
 
 if __name__ == "__main__":
