@@ -29,8 +29,11 @@ median ratio is reported.
    same server at bench time and called as its addJobs() calls it (GRAPHILE_ADD_JOBS);
    without npm or the network, that row is skipped with a message. The second, stricter
    bulk reference is a bare INSERT ... SELECT FROM jsonb_to_recordset (BARE_BULK).
-   Our rows run with and without a limit key, and with an idle worker present (so the
-   NOTIFY is sent).
+   Our rows run with and without a limit key (and unkeyed with an input as long as the
+   keyed one), and with an idle worker present (so the NOTIFY is sent). Each table is
+   measured twice: jobs/s with 4 pgbench clients, and jobs per CPU second of the one
+   backend of a single connection (/proc/<pid>/schedstat), which the load of a shared
+   machine moves much less.
 Jobs/s of the drains are counted from the rows completed during a timed pgbench run
 (``-T``), since a claim may come back short.
 """
@@ -171,6 +174,11 @@ ENQUEUE = {
 }
 BULK_JOBS = [{"job_type": "bench", "metadata": {"n": n}} for n in range(BULK)]
 BULK_KEYED = [{**job, "limit_key": f"tenant:{n % 10}"} for n, job in enumerate(BULK_JOBS)]
+# Unkeyed, but as many bytes per job as BULK_KEYED (the key's text moved into metadata):
+# tells the limit key's own cost from the cost of parsing and storing a longer input.
+BULK_PADDED = [
+    {"job_type": "bench", "metadata": {"n": n, "k": f"tenant:{n % 10}"}} for n in range(BULK)
+]
 GRAPHILE_SPECS = [{"identifier": "bench", "payload": {"n": n}} for n in range(BULK)]
 GRAPHILE = f"graphile-worker {GRAPHILE_VERSION} add_jobs (target baseline)"
 BARE_GRAPHILE = "bare INSERT ... SELECT FROM jsonb_to_recordset (stricter reference)"
@@ -179,6 +187,9 @@ ENQUEUE_BULK = {
     BARE_GRAPHILE: f"SELECT bench.bulk_add_jobs('{json.dumps(BULK_JOBS)}');\n",
     "add_queue_jobs": f"SELECT notify.add_queue_jobs('{json.dumps(BULK_JOBS)}');\n",
     "add_queue_jobs with limit_key": f"SELECT notify.add_queue_jobs('{json.dumps(BULK_KEYED)}');\n",
+    "add_queue_jobs, unkeyed, input as long as keyed": (
+        f"SELECT notify.add_queue_jobs('{json.dumps(BULK_PADDED)}');\n"
+    ),
 }
 
 
