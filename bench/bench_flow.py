@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.bench_flow --quick    # smoke run
     .venv/bin/python -m bench.bench_flow --base 70742a7   # the "today" install to compare with
     .venv/bin/python -m bench.bench_flow --part throttled --rounds 5 --seconds 10
+    .venv/bin/python -m bench.bench_flow --part enqueue --rounds 9   # one part, more rounds
 
 One throwaway PostgreSQL, pgbench from the server's bindir (``-M prepared``, 4 clients),
 so client costs are the same on both sides of every ratio. Each measurement is run
@@ -20,12 +21,20 @@ median ratio is reported.
 3. Beside throttled keys: unkeyed jobs drained while 1, 100 or 10,000 keys have due
    jobs held back by their rate (the cost of passing them over), as a ratio to a
    queue without keyed jobs.
-4. Enqueue: add_queue_job against the seed's add_queue_job (a plain INSERT ...
-   RETURNING in a PL/pgSQL function, no NOTIFY, no checks: BASELINE_SEED below), with
-   and without a limit key, and with an idle worker present (so the NOTIFY is sent);
-   add_queue_jobs (1,000 per call) against graphile-worker's add_jobs approach (one
-   set-based INSERT from jsonb_to_recordset plus one NOTIFY: BASELINE_BULK below,
-   written for this benchmark).
+4. Enqueue, against two baselines each. Single calls: the seed platform's real
+   add_queue_job re-expressed against our table (SEED_ADD_QUEUE_JOB: a text
+   queue_job_id built per call, INSERT ... ON CONFLICT on the live dedup key DO NOTHING
+   RETURNING id, the live job read when the insert yielded), the target's baseline; and
+   a bare INSERT ... RETURNING in PL/pgSQL (BARE_INSERT), a stricter reference. Bulk
+   (1,000 jobs per call): graphile-worker's own add_jobs, installed from npm into the
+   same server at bench time and called as its addJobs() calls it (GRAPHILE_ADD_JOBS);
+   without npm or the network, that row is skipped with a message. The second, stricter
+   bulk reference is a bare INSERT ... SELECT FROM jsonb_to_recordset (BARE_BULK).
+   Our rows run with and without a limit key (and unkeyed with an input as long as the
+   keyed one), and with an idle worker present (so the NOTIFY is sent). Each table is
+   measured twice: jobs/s with 4 pgbench clients, and jobs per CPU second of the one
+   backend of a single connection (/proc/<pid>/schedstat), which the load of a shared
+   machine moves much less.
 Jobs/s of the drains are counted from the rows completed during a timed pgbench run
 (``-T``), since a claim may come back short.
 """
@@ -33,9 +42,12 @@ Jobs/s of the drains are counted from the rows completed during a timed pgbench 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import tarfile
@@ -43,7 +55,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -58,10 +70,52 @@ SCHEMA = "notify"
 CLIENTS = 4
 REPO = Path(__file__).resolve().parent.parent
 
-# The seed platform's add_queue_job, reduced to its cost: one INSERT ... RETURNING.
-BASELINE_SEED = """
+# The seed platform's add_queue_job (buildos-platform, packages/shared-types/src/functions/
+# add_queue_job.sql), its logic written again for our queue_jobs table: a queue_job_id of
+# job type, '_' and a random uuid; the insert arbitrated by the live dedup-key index
+# (a speculative insertion on every call); when it yields, the live job's id, oldest
+# first; two tries, then an error. The seed casts the type and status to its enums; our
+# columns are text, so those casts are left out.
+SEED_ADD_QUEUE_JOB = """
 CREATE SCHEMA bench;
 CREATE FUNCTION bench.seed_add_queue_job(p_user_id uuid, p_job_type text, p_metadata jsonb,
+  p_priority integer DEFAULT 10, p_scheduled_for timestamptz DEFAULT now(),
+  p_dedup_key text DEFAULT NULL) RETURNS uuid LANGUAGE plpgsql AS $$
+DECLARE
+  v_id uuid;
+  v_try integer := 0;
+BEGIN
+  LOOP
+    v_try := v_try + 1;
+    v_id := NULL;
+    INSERT INTO notify.queue_jobs (user_id, job_type, metadata, priority, scheduled_for,
+                                   dedup_key, status, queue_job_id)
+    VALUES (p_user_id, p_job_type, p_metadata, p_priority, p_scheduled_for, p_dedup_key,
+            'pending', p_job_type || '_' || gen_random_uuid()::text)
+    ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('pending', 'processing')
+    DO NOTHING
+    RETURNING id INTO v_id;
+    IF v_id IS NOT NULL THEN
+      RETURN v_id;
+    END IF;
+    IF p_dedup_key IS NOT NULL THEN
+      SELECT j.id INTO v_id FROM notify.queue_jobs j
+      WHERE j.dedup_key = p_dedup_key AND j.status IN ('pending', 'processing')
+      ORDER BY j.created_at LIMIT 1;
+      IF v_id IS NOT NULL THEN
+        RETURN v_id;
+      END IF;
+    END IF;
+    IF v_try >= 2 THEN
+      RAISE EXCEPTION 'no job created or found for dedup key %', p_dedup_key;
+    END IF;
+  END LOOP;
+END $$;
+"""
+
+# The stricter single-call reference: nothing but an INSERT ... RETURNING in PL/pgSQL.
+BARE_INSERT = """
+CREATE FUNCTION bench.bare_add_queue_job(p_user_id uuid, p_job_type text, p_metadata jsonb,
   p_priority integer DEFAULT 10, p_scheduled_for timestamptz DEFAULT now(),
   p_dedup_key text DEFAULT NULL) RETURNS uuid LANGUAGE plpgsql AS $$
 DECLARE v_id uuid;
@@ -73,9 +127,10 @@ BEGIN
 END $$;
 """
 
-# graphile-worker's add_jobs approach, approximated: one INSERT of the whole batch read
-# with jsonb_to_recordset, ids returned as an array, one NOTIFY per call.
-BASELINE_BULK = """
+# The stricter bulk reference (graphile-worker's approach stripped to its core): one
+# INSERT of the whole batch read with jsonb_to_recordset, ids returned as an array, one
+# NOTIFY per call.
+BARE_BULK = """
 CREATE FUNCTION bench.bulk_add_jobs(p_jobs jsonb) RETURNS uuid[] LANGUAGE plpgsql AS $$
 DECLARE v_ids uuid[];
 BEGIN
@@ -92,6 +147,15 @@ BEGIN
 END $$;
 """
 
+# graphile-worker from npm, its schema installed into the bench database by its own CLI.
+GRAPHILE_VERSION = "0.18.0"
+# The statement graphile-worker's addJobs() sends (src/helpers.ts, makeAddJobs), with
+# the batch inlined: the specs parsed into its job_spec type, every job row returned.
+GRAPHILE_ADD_JOBS = (
+    "SELECT * FROM graphile_worker.add_jobs(ARRAY(SELECT json_populate_recordset("
+    "NULL::graphile_worker.job_spec, '{specs}'::json)), false);\n"
+)
+
 DRAIN = """
 SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(processing_token), '{}') AS tokens
 FROM notify.claim_pending_jobs('{bench}', %d) \\gset
@@ -99,10 +163,11 @@ SELECT notify.complete_queue_jobs(:ids, :tokens);
 """
 
 BULK = 1000
+SEED = "seed's add_queue_job (target baseline)"
+BARE = "bare INSERT ... RETURNING (stricter reference)"
 ENQUEUE = {
-    "seed add_queue_job (baseline)": (
-        "SELECT bench.seed_add_queue_job(NULL, 'bench', '{}'::jsonb);\n"
-    ),
+    SEED: "SELECT bench.seed_add_queue_job(NULL, 'bench', '{}'::jsonb);\n",
+    BARE: "SELECT bench.bare_add_queue_job(NULL, 'bench', '{}'::jsonb);\n",
     "add_queue_job": "SELECT notify.add_queue_job(NULL, 'bench', '{}'::jsonb);\n",
     "add_queue_job with p_limit_key": (
         "SELECT notify.add_queue_job(NULL, 'bench', '{}'::jsonb, p_limit_key => 'tenant:42');\n"
@@ -110,12 +175,22 @@ ENQUEUE = {
 }
 BULK_JOBS = [{"job_type": "bench", "metadata": {"n": n}} for n in range(BULK)]
 BULK_KEYED = [{**job, "limit_key": f"tenant:{n % 10}"} for n, job in enumerate(BULK_JOBS)]
+# Unkeyed, but as many bytes per job as BULK_KEYED (the key's text moved into metadata):
+# tells the limit key's own cost from the cost of parsing and storing a longer input.
+BULK_PADDED = [
+    {"job_type": "bench", "metadata": {"n": n, "k": f"tenant:{n % 10}"}} for n in range(BULK)
+]
+GRAPHILE_SPECS = [{"identifier": "bench", "payload": {"n": n}} for n in range(BULK)]
+GRAPHILE = f"graphile-worker {GRAPHILE_VERSION} add_jobs (target baseline)"
+BARE_GRAPHILE = "bare INSERT ... SELECT FROM jsonb_to_recordset (stricter reference)"
 ENQUEUE_BULK = {
-    "graphile-style add_jobs (baseline)": (
-        f"SELECT bench.bulk_add_jobs('{json.dumps(BULK_JOBS)}');\n"
-    ),
+    GRAPHILE: GRAPHILE_ADD_JOBS.format(specs=json.dumps(GRAPHILE_SPECS)),
+    BARE_GRAPHILE: f"SELECT bench.bulk_add_jobs('{json.dumps(BULK_JOBS)}');\n",
     "add_queue_jobs": f"SELECT notify.add_queue_jobs('{json.dumps(BULK_JOBS)}');\n",
     "add_queue_jobs with limit_key": f"SELECT notify.add_queue_jobs('{json.dumps(BULK_KEYED)}');\n",
+    "add_queue_jobs, unkeyed, input as long as keyed": (
+        f"SELECT notify.add_queue_jobs('{json.dumps(BULK_PADDED)}');\n"
+    ),
 }
 
 
@@ -323,48 +398,145 @@ def idle_worker(dsn: str) -> Iterator[None]:
         yield
 
 
+def bracketed(
+    rounds: int, baselines: dict[str, Callable[[], float]], rows: dict[str, Callable[[], float]]
+) -> tuple[dict[str, list[float]], dict[tuple[str, str], list[float]]]:
+    """Rates of every baseline and row, and each row's ratios to each baseline: in every
+    round the baselines run before and after each row, and a row is divided by the mean
+    of the two runs around it (the machine's load moves from one second to the next)."""
+    rates: dict[str, list[float]] = {name: [] for name in [*baselines, *rows]}
+    ratios: dict[tuple[str, str], list[float]] = {}
+
+    def measure_baselines() -> dict[str, float]:
+        now = {name: run() for name, run in baselines.items()}
+        for name, rate in now.items():
+            rates[name].append(rate)
+        return now
+
+    for _ in range(rounds):
+        before = measure_baselines()
+        for name, run in rows.items():
+            rate = run()
+            after = measure_baselines()
+            rates[name].append(rate)
+            for base in baselines:
+                ratio = rate / ((before[base] + after[base]) / 2)
+                ratios.setdefault((name, base), []).append(ratio)
+            before = after
+    return rates, ratios
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f}x ({min(values):.2f}-{max(values):.2f})"
+
+
 def compare_enqueue(bench: Bench, out: Callable[[str], None]) -> None:
-    out("")
-    out(f"### Enqueue, jobs/s, {CLIENTS} clients (ratio to the baseline of its table)")
-    out("")
-    out("| path | jobs/s | ratio |")
-    out("| --- | ---: | ---: |")
     dsn = bench.server.dsn("flow_now")
     scale = bench.scale
+    graphile = install_graphile(bench.server, "flow_now", bench.workdir, out)
 
-    def single(script: str) -> Callable[[], float]:
+    def runner(calls: int, per_call: int, cpu: bool) -> Callable[[str], Callable[[], float]]:
+        def make(script: str) -> Callable[[], float]:
+            def run() -> float:
+                fill(dsn, 0)
+                if graphile:
+                    with psycopg.connect(dsn, autocommit=True) as conn:
+                        conn.execute("TRUNCATE graphile_worker._private_jobs")
+                if cpu:
+                    return backend_cpu_rate(dsn, script, calls, per_call)
+                return bench.enqueue_rate("flow_now", script, calls, per_call)
+
+            return run
+
+        return make
+
+    def notifying(cpu: bool) -> Callable[[], float]:
         def run() -> float:
-            fill(dsn, 0)
-            return bench.enqueue_rate("flow_now", script, scale.single_calls, 1)
+            with idle_worker(dsn):
+                return runner(scale.single_calls, 1, cpu)(ENQUEUE["add_queue_job"])()
 
         return run
 
-    def bulk(script: str) -> Callable[[], float]:
-        def run() -> float:
-            fill(dsn, 0)
-            return bench.enqueue_rate("flow_now", script, scale.bulk_calls, BULK)
+    bulk_scripts = dict(ENQUEUE_BULK)
+    bulk_bases = [GRAPHILE, BARE_GRAPHILE]
+    if not graphile:
+        del bulk_scripts[GRAPHILE]
+        bulk_bases.remove(GRAPHILE)
+    tables = (
+        ("single calls", [SEED, BARE], ENQUEUE, scale.single_calls, 1),
+        (f"{BULK:,} jobs per call", bulk_bases, bulk_scripts, scale.bulk_calls, BULK),
+    )
+    for (title, base_names, scripts, calls, per_call), cpu in itertools.product(
+        tables, (False, True)
+    ):
+        make = runner(calls, per_call, cpu)
+        baselines = {name: make(scripts[name]) for name in base_names}
+        rows = {name: make(script) for name, script in scripts.items() if name not in base_names}
+        if per_call == 1:
+            rows["add_queue_job, a worker idle (NOTIFY sent)"] = notifying(cpu)
+        rates, ratios = bracketed(scale.rounds, baselines, rows)
+        out("")
+        if cpu:
+            out(f"### Enqueue, {title}, jobs per backend CPU second, {scale.rounds} rounds")
+            out("")
+            out("One connection, one transaction per call; the backend's own CPU time")
+            out("(/proc/<pid>/schedstat), so what the server does per job, less moved by the load.")
+        else:
+            out(f"### Enqueue, {title}, jobs/s, {CLIENTS} clients, {scale.rounds} rounds")
+        out("")
+        out("Ratio: median over the rounds (lowest-highest), each run over the mean of the")
+        out("baseline runs just before and after it.")
+        out("")
+        unit = "jobs/CPU s" if cpu else "jobs/s"
+        out(f"| path | {unit} | " + " | ".join(f"vs {name}" for name in base_names) + " |")
+        out("| --- | ---: | " + " | ".join("---:" for _ in base_names) + " |")
+        median = {name: statistics.median(values) for name, values in rates.items()}
+        for name in base_names:
+            cells = [f"{median[name] / median[other]:.2f}x" for other in base_names]
+            out(f"| {name} | {median[name]:,.0f} | " + " | ".join(cells) + " |")
+        for name in rows:
+            cells = [spread(ratios[name, base]) for base in base_names]
+            out(f"| {name} | {median[name]:,.0f} | " + " | ".join(cells) + " |")
 
-        return run
 
-    for table, baseline_name in ((ENQUEUE, "seed add_queue_job (baseline)"),
-                                 (ENQUEUE_BULK, "graphile-style add_jobs (baseline)")):  # fmt: skip
-        runner = single if table is ENQUEUE else bulk
-        baseline = runner(table[baseline_name])
-        rows = [(name, runner(script)) for name, script in table.items() if name != baseline_name]
-        if table is ENQUEUE:
-            first = table["add_queue_job"]
+def backend_cpu_rate(dsn: str, script: str, calls: int, per_call: int) -> float:
+    """Jobs per second of CPU time of the one backend that runs `calls` calls, each in
+    its own transaction (after one call to plan it)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        stat = Path(f"/proc/{row[0]}/schedstat")  # on-CPU time in ns, first field
+        conn.execute(script, prepare=True)
+        start = int(stat.read_text().split()[0])
+        for _ in range(calls):
+            conn.execute(script, prepare=True)
+        return calls * per_call / ((int(stat.read_text().split()[0]) - start) / 1e9)
 
-            def notifying(first: str = first, runner: Callable[[str], Any] = runner) -> float:
-                with idle_worker(dsn):
-                    return float(runner(first)())
 
-            rows.append(("add_queue_job, a worker idle (NOTIFY sent)", notifying))
-        base_rates = []
-        for name, measure in rows:
-            rate, base, ratio = median_ratio(scale.rounds, measure, baseline)
-            base_rates.append(base)
-            out(f"| {name} | {rate:,.0f} | {ratio:.2f}x |")
-        out(f"| {baseline_name} | {statistics.median(base_rates):,.0f} | 1.00x |")
+def install_graphile(
+    server: ThrowawayPostgres, database: str, workdir: Path, out: Callable[[str], None]
+) -> bool:
+    """Installs graphile-worker from npm into `workdir` and its schema into `database`
+    (its own CLI, --schema-only); False, after saying why, when that is impossible."""
+    npm = shutil.which("npm")
+    if npm is None:
+        out("(npm not found: graphile-worker's add_jobs is not measured)")
+        return False
+    prefix = workdir / "graphile"
+    url = f"postgres://{SUPERUSER}@localhost/{database}?host={server.host}&port={server.port}"
+    steps = (
+        [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+         f"graphile-worker@{GRAPHILE_VERSION}"],
+        [str(prefix / "node_modules" / ".bin" / "graphile-worker"), "-c", url, "--schema-only"],
+    )  # fmt: skip
+    for command in steps:
+        try:
+            subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as error:
+            detail = getattr(error, "stderr", "") or error
+            out(f"(graphile-worker could not be installed, its add_jobs is not measured: {detail})")
+            return False
+    return True
 
 
 def install_base(server: ThrowawayPostgres, base: str, workdir: Path) -> None:
@@ -392,8 +564,8 @@ def run(scale: Scale, base: str, only: list[str] | None = None) -> None:
         create_database(server, "flow_now")
         install_base(server, base, Path(workdir))
         with psycopg.connect(server.dsn("flow_now"), autocommit=True) as conn:
-            conn.execute(BASELINE_SEED)
-            conn.execute(BASELINE_BULK)
+            for baseline in (SEED_ADD_QUEUE_JOB, BARE_INSERT, BARE_BULK):
+                conn.execute(baseline)
         bench = Bench(server, scale, Path(workdir))
         out(f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, base {base}, "
             f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
@@ -408,7 +580,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--base", default="70742a7", help="commit whose install is 'today'")
-    parser.add_argument("--rounds", type=int, help="rounds per figure (default: 3, quick: 1)")
+    parser.add_argument("--rounds", type=int, help="rounds per measurement (default: 3, quick: 1)")
     parser.add_argument("--seconds", type=int, help="seconds per timed drain (default: 3)")
     parser.add_argument(
         "--part", action="append", choices=["today", "keys", "throttled", "enqueue"],
@@ -417,9 +589,9 @@ def main() -> None:
     args = parser.parse_args()
     scale = QUICK if args.quick else FULL
     if args.rounds:
-        scale = replace(scale, rounds=args.rounds)
+        scale = dataclasses.replace(scale, rounds=args.rounds)
     if args.seconds:
-        scale = replace(scale, seconds=args.seconds)
+        scale = dataclasses.replace(scale, seconds=args.seconds)
     run(scale, args.base, args.part)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -237,6 +238,31 @@ def test_bulk_enqueue_keeps_order_and_dedups_within_and_across(queue: Queue, db:
     assert (row["user_id"], row["priority"], row["max_attempts"]) == (user, 1, 7)
     count = db.execute("SELECT count(*) FROM notify.queue_jobs").fetchone()
     assert count == (4,)
+
+
+def test_enqueue_sets_queue_job_ids_in_the_column_default_form(queue: Queue, db: Conn) -> None:
+    """add_queue_job(s) build queue_job_id themselves (cheaper than the default): the same
+    form, 'job_<UTC time to the microsecond>_<12 hex digits>', unique per job, on every
+    path (plain, dedup, bulk fast path, bulk dedup path), like a directly inserted row."""
+    ids = [
+        queue.add_queue_job(None, "t", {}),
+        queue.add_queue_job(None, "t", {}, dedup_key="a"),
+        *(queue.add_queue_jobs([new_job("t", {"n": n}) for n in range(50)]) or []),
+        *(
+            queue.add_queue_jobs([new_job("t", {"n": n}, dedup_key=f"k{n}") for n in range(50)])
+            or []
+        ),
+    ]
+    db.execute("INSERT INTO notify.queue_jobs (job_type) VALUES ('direct')")
+    rows = db.execute(
+        "SELECT id, queue_job_id, created_at FROM notify.queue_jobs ORDER BY job_type, id"
+    ).fetchall()
+    assert len(rows) == len(ids) + 1 and {row[0] for row in rows} >= set(ids)
+    assert len({row[1] for row in rows}) == len(rows)
+    for _id, queue_job_id, created_at in rows:
+        assert re.fullmatch(r"job_\d{20}_[0-9a-f]{12}", queue_job_id), queue_job_id
+        stamp = datetime.strptime(queue_job_id[4:24], "%Y%m%d%H%M%S%f").replace(tzinfo=UTC)
+        assert abs(stamp - created_at) < timedelta(seconds=5)
 
 
 def test_cancel_jobs_atomic_cancels_matching_live_jobs(queue: Queue, db: Conn) -> None:
