@@ -1,18 +1,27 @@
-"""Worker overhead: the ``Worker`` class against a bare loop making the same SQL calls.
+"""Worker overhead: the ``Worker`` class and ``notify-sql worker`` against a bare loop.
 
-    .venv/bin/python -m bench.bench_worker                 # 10,000 no-op jobs, 3 rounds
+    .venv/bin/python -m bench.bench_worker --rounds 21     # 10,000 no-op jobs per drain
     .venv/bin/python -m bench.bench_worker --profile       # cProfile of one Worker drain
-    .venv/bin/python -m bench.bench_worker --concurrency   # also the CLI's --concurrency
+    .venv/bin/python -m bench.bench_worker --concurrency --rounds 3   # the --concurrency table
 
 BASELINE: the least a Python worker can do with notify-sql: on one autocommit
 connection, ``SELECT * FROM notify.claim_pending_jobs(types, 10)``, then one
-``complete_queue_jobs(ids, tokens)`` for the batch, until the queue is empty. The
-``Worker`` class (batch 10, its defaults otherwise, LISTEN and the heartbeat thread
-included) drains the same 10,000 no-op jobs in the same run; rounds alternate the order.
+``complete_queue_jobs(ids, tokens)`` for the batch, until the queue is empty.
 
-``--concurrency`` adds the worker command's engine (``Worker`` with ``concurrency``
-1, 4, 16) with a no-op handler and a 20 ms sleeping handler (I/O stand-in), each as a
-ratio to the ``Worker`` class at batch 10 with the same handler, measured in the same run.
+Against it, in every round and in a rotating order, each on 10,000 freshly enqueued
+no-op jobs: the ``Worker`` class at its defaults (batch 10, LISTEN connection, heartbeat
+thread, upkeep election), timed from ``run()`` to its return; and ``notify-sql worker``
+at its defaults (``--concurrency 1``), one process kept running through the whole
+benchmark on its own job type, timed from the enqueue's commit (which wakes it) to its
+10,000th handler call. Each round reports the bare loop's time over the contender's;
+the summary gives the median, the spread and the ratio of all rounds' totals, the client
+CPU per job (``time.process_time``; the command's from its first to its last job) and
+the load average the run saw.
+
+``--concurrency`` measures instead the ``Worker`` with ``concurrency`` 1, 4, 16 (batch
+``max(10, concurrency)``, as the command sets it) with a no-op handler and a 20 ms
+sleeping handler (I/O stand-in), each as a ratio to the ``Worker`` class at batch 10 with
+the same handler, measured in the same round.
 """
 
 from __future__ import annotations
@@ -96,8 +105,7 @@ def worker_drain(
 
     global cpu_seconds  # noqa: PLW0603
     worker = Worker(
-        dsn, [JOB_TYPE], counting, schema=SCHEMA, maintenance=False,
-        concurrency=concurrency, batch_size=batch_size,
+        dsn, [JOB_TYPE], counting, schema=SCHEMA, concurrency=concurrency, batch_size=batch_size,
     )  # fmt: skip
     cpu = time.process_time()
     started = time.perf_counter()
@@ -233,7 +241,8 @@ def compare_concurrency(dsn: str, rounds: int) -> None:
                 took = worker_drain(dsn, count, handler, concurrency=concurrency, batch_size=batch)
                 ratios.append(base / took)
         shown = ", ".join(
-            f"--concurrency {c}: {statistics.median(r):.2f}x" for c, r in results.items()
+            f"--concurrency {c}: {statistics.median(r):.2f}x ({min(r):.2f} to {max(r):.2f})"
+            for c, r in results.items()
         )
         print(f"{handler.__name__} ({count} jobs): {shown}", flush=True)
 
@@ -256,9 +265,10 @@ def main() -> None:
             profile.runcall(worker_drain, dsn, args.jobs, noop)
             pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
             return
-        compare_overhead(dsn, args.jobs, args.rounds)
         if args.concurrency:
             compare_concurrency(dsn, args.rounds)
+        else:
+            compare_overhead(dsn, args.jobs, args.rounds)
 
 
 if __name__ == "__main__":
