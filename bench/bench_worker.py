@@ -21,7 +21,7 @@ the load average the run saw.
 ``--concurrency`` measures instead the ``Worker`` with ``concurrency`` 1, 4, 16 (batch
 ``max(10, concurrency)``, as the command sets it) with a no-op handler and a 20 ms
 sleeping handler (I/O stand-in), each as a ratio to the ``Worker`` class at batch 10 with
-the same handler, measured in the same round.
+the same handler, measured in the same round (rounds rotate the order).
 """
 
 from __future__ import annotations
@@ -232,14 +232,18 @@ def compare_overhead(dsn: str, count: int, rounds: int) -> None:
 def compare_concurrency(dsn: str, rounds: int) -> None:
     for handler, count in ((noop, 10_000), (io_20ms, 1_000)):
         results: dict[int, list[float]] = {1: [], 4: [], 16: []}
-        for _ in range(rounds):
-            enqueue(dsn, count)
-            base = worker_drain(dsn, count, handler)
-            for concurrency, ratios in results.items():
+        variants = (0, *results)  # 0: the Worker class at batch 10, the baseline
+        for number in range(rounds):
+            took: dict[int, float] = {}
+            shift = number % len(variants)
+            for concurrency in variants[shift:] + variants[:shift]:
                 enqueue(dsn, count)
-                batch = max(10, concurrency)
-                took = worker_drain(dsn, count, handler, concurrency=concurrency, batch_size=batch)
-                ratios.append(base / took)
+                took[concurrency] = worker_drain(
+                    dsn, count, handler, concurrency=max(1, concurrency),
+                    batch_size=max(10, concurrency),
+                )  # fmt: skip
+            for concurrency, ratios in results.items():
+                ratios.append(took[0] / took[concurrency])
         shown = ", ".join(
             f"--concurrency {c}: {statistics.median(r):.2f}x ({min(r):.2f} to {max(r):.2f})"
             for c, r in results.items()
