@@ -1,28 +1,43 @@
-"""Worker overhead: the ``Worker`` class against a bare loop making the same SQL calls.
+"""Worker overhead: the ``Worker`` class and ``notify-sql worker`` against a bare loop.
 
-    .venv/bin/python -m bench.bench_worker                 # 10,000 no-op jobs, 3 rounds
+    .venv/bin/python -m bench.bench_worker --rounds 21     # 10,000 no-op jobs per drain
     .venv/bin/python -m bench.bench_worker --profile       # cProfile of one Worker drain
-    .venv/bin/python -m bench.bench_worker --concurrency   # also the CLI's --concurrency
+    .venv/bin/python -m bench.bench_worker --concurrency --rounds 3   # the --concurrency table
 
 BASELINE: the least a Python worker can do with notify-sql: on one autocommit
 connection, ``SELECT * FROM notify.claim_pending_jobs(types, 10)``, then one
-``complete_queue_jobs(ids, tokens)`` for the batch, until the queue is empty. The
-``Worker`` class (batch 10, its defaults otherwise, LISTEN and the heartbeat thread
-included) drains the same 10,000 no-op jobs in the same run; rounds alternate the order.
+``complete_queue_jobs(ids, tokens)`` for the batch, until the queue is empty.
 
-``--concurrency`` adds the worker command's engine (``Worker`` with ``concurrency``
-1, 4, 16) with a no-op handler and a 20 ms sleeping handler (I/O stand-in), each as a
-ratio to the ``Worker`` class at batch 10 with the same handler, measured in the same run.
+Against it, in every round and in a rotating order, each on 10,000 freshly enqueued
+no-op jobs: the ``Worker`` class at its defaults (batch 10, LISTEN connection, heartbeat
+thread, upkeep election), timed from ``run()`` to its return; and ``notify-sql worker``
+at its defaults (``--concurrency 1``), one process kept running through the whole
+benchmark on its own job type, timed from the enqueue's commit (which wakes it) to its
+10,000th handler call. Each round reports the bare loop's time over the contender's;
+the summary gives the median, the spread and the ratio of all rounds' totals, the client
+CPU per job (``time.process_time``; the command's from its first to its last job) and
+the load average the run saw.
+
+``--concurrency`` measures instead the ``Worker`` with ``concurrency`` 1, 4, 16 (batch
+``max(10, concurrency)``, as the command sets it) with a no-op handler and a 20 ms
+sleeping handler (I/O stand-in), each as a ratio to the ``Worker`` class at batch 10 with
+the same handler, measured in the same round (rounds rotate the order).
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
+import signal
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -35,18 +50,24 @@ from notify_sql.wrappers import Queue
 SCHEMA = "notify"
 DATABASE = "bench"
 JOB_TYPE = "bench"
+ROOT = Path(__file__).resolve().parents[1]
 
 cpu_seconds = 0.0
 CLAIM = f"SELECT * FROM {SCHEMA}.claim_pending_jobs(%s, %s)"
 COMPLETE = f"SELECT {SCHEMA}.complete_queue_jobs(%s, %s)"
 
 
-def enqueue(dsn: str, count: int) -> None:
+def enqueue(dsn: str, count: int, job_type: str = JOB_TYPE) -> float:
+    """Vacuums away the last drain's dead rows, then adds ``count`` jobs in one
+    transaction, so a worker already running sees all of them at once (it is woken by
+    the NOTIFY at commit). Returns the time of the commit (``time.monotonic``)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        queue = Queue(conn, SCHEMA)
-        for start in range(0, count, 1000):
-            queue.add_queue_jobs([{"job_type": JOB_TYPE}] * min(1000, count - start))
         conn.execute("VACUUM ANALYZE notify.queue_jobs")
+        queue = Queue(conn, SCHEMA)
+        with conn.transaction():
+            for start in range(0, count, 1000):
+                queue.add_queue_jobs([{"job_type": job_type}] * min(1000, count - start))
+        return time.monotonic()
 
 
 def bare_loop(dsn: str, count: int) -> float:
@@ -84,8 +105,7 @@ def worker_drain(
 
     global cpu_seconds  # noqa: PLW0603
     worker = Worker(
-        dsn, [JOB_TYPE], counting, schema=SCHEMA, maintenance=False,
-        concurrency=concurrency, batch_size=batch_size,
+        dsn, [JOB_TYPE], counting, schema=SCHEMA, concurrency=concurrency, batch_size=batch_size,
     )  # fmt: skip
     cpu = time.process_time()
     started = time.perf_counter()
@@ -102,44 +122,131 @@ def io_20ms(job: ClaimedJob) -> None:
     time.sleep(0.02)
 
 
-def compare_overhead(dsn: str, count: int, rounds: int) -> None:
-    ratios = []
-    totals = {"bare": 0.0, "worker": 0.0}
-    cpu = {"bare": 0.0, "worker": 0.0}
-    for number in range(rounds):
-        timings: dict[str, float] = {}
-        order = ("bare", "worker") if number % 2 == 0 else ("worker", "bare")
-        for name in order:
-            enqueue(dsn, count)
-            timings[name] = (
-                bare_loop(dsn, count) if name == "bare" else worker_drain(dsn, count, noop)
+class Command:
+    """``notify-sql worker`` at its defaults (``--concurrency 1``, batch 10, LISTEN, upkeep
+    election on) running as a separate process for the whole benchmark, on its own job
+    type: what an operator runs, timed in its steady state. See
+    ``worker_command_handler`` for how the process reports a drain's end."""
+
+    JOB_TYPE = "bench-command"
+
+    def __init__(self, dsn: str, count: int, scratch: Path) -> None:
+        self.dsn = dsn
+        self.count = count
+        self.result = scratch / "command.result"
+        self.log = scratch / "command.log"
+        self.reported = 0
+        environment = {
+            **os.environ, "BENCH_WORKER_JOBS": str(count), "BENCH_WORKER_RESULT": str(self.result),
+        }  # fmt: skip
+        command = [
+            sys.executable, "-m", "notify_sql", "worker", "bench.worker_command_handler:noop",
+            "--job-type", self.JOB_TYPE, "--dsn", dsn, "--schema", SCHEMA,
+        ]  # fmt: skip
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=log
             )
-            cpu[name] += cpu_seconds
-        ratio = timings["bare"] / timings["worker"]
-        ratios.append(ratio)
-        for name, took in timings.items():
-            totals[name] += took
-        print(f"round {number + 1}: Worker drains at {ratio:.3f}x the bare loop", flush=True)
+        self._until(lambda: "worker started" in self.log.read_text())
+
+    def _until(self, condition: Callable[[], bool]) -> None:
+        # Polled 20 times a second: the drain itself is timed by the worker process.
+        while not condition():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"notify-sql worker exited, see {self.log}")
+            time.sleep(0.05)
+
+    def drain(self) -> float:
+        """Enqueues ``count`` jobs of its type and waits for the process to report the
+        last of them: commit to the last job's handler call (wall), first to last job
+        (client CPU)."""
+        global cpu_seconds  # noqa: PLW0603
+        committed = enqueue(self.dsn, self.count, self.JOB_TYPE)
+        lines: list[str] = []
+
+        def reported() -> bool:
+            lines[:] = self.result.read_text().splitlines() if self.result.exists() else []
+            return len(lines) > self.reported
+
+        self._until(reported)
+        self.reported = len(lines)
+        finished, cpu_first, cpu_last = (float(value) for value in lines[-1].split())
+        cpu_seconds = cpu_last - cpu_first
+        return finished - committed
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        if self.process.wait(60) != 0:
+            raise RuntimeError(f"notify-sql worker failed to stop cleanly, see {self.log}")
+
+
+CONTENDERS = ("bare", "class", "command")
+
+
+def compare_overhead(dsn: str, count: int, rounds: int) -> None:
+    """Rounds rotate the order of the three drains; every ratio is the bare loop's time
+    over the contender's in the same round."""
+    ratios: dict[str, list[float]] = {"class": [], "command": []}
+    totals = dict.fromkeys(CONTENDERS, 0.0)
+    cpu = dict.fromkeys(CONTENDERS, 0.0)
+    loads = [os.getloadavg()[0]]
+    with tempfile.TemporaryDirectory(prefix="bench-worker-") as scratch:
+        command = Command(dsn, count, Path(scratch))
+        for number in range(rounds):
+            timings: dict[str, float] = {}
+            shift = number % len(CONTENDERS)
+            for name in CONTENDERS[shift:] + CONTENDERS[:shift]:
+                if name == "command":
+                    timings[name] = command.drain()
+                else:
+                    enqueue(dsn, count)
+                    if name == "bare":
+                        timings[name] = bare_loop(dsn, count)
+                    else:
+                        timings[name] = worker_drain(dsn, count, noop)
+                totals[name] += timings[name]
+                cpu[name] += cpu_seconds
+            loads.append(os.getloadavg()[0])
+            for name, values in ratios.items():
+                values.append(timings["bare"] / timings[name])
+            print(
+                f"round {number + 1}: Worker class {ratios['class'][-1]:.3f}x, "
+                f"notify-sql worker {ratios['command'][-1]:.3f}x the bare loop",
+                flush=True,
+            )
+        command.stop()
+    print(f"{rounds} rounds x {count} no-op jobs, batch 10, ratios to the bare loop:")
+    for name, values in ratios.items():
+        print(
+            f"  {name:8} median {statistics.median(values):.3f}x, "
+            f"spread {min(values):.3f}x to {max(values):.3f}x, "
+            f"all rounds together {totals['bare'] / totals[name]:.3f}x, "
+            f"client CPU per job {cpu[name] / cpu['bare']:.3f}x the bare loop's"
+        )
     print(
-        f"median of rounds: {statistics.median(ratios):.3f}x; all rounds together: "
-        f"{totals['bare'] / totals['worker']:.3f}x ({rounds} x {count} no-op jobs, batch 10); "
-        f"client CPU per job: Worker {cpu['worker'] / cpu['bare']:.3f}x the bare loop's"
+        f"  load average (1 min) during the run: {min(loads):.1f} to {max(loads):.1f}, "
+        f"median {statistics.median(loads):.1f}"
     )
 
 
 def compare_concurrency(dsn: str, rounds: int) -> None:
     for handler, count in ((noop, 10_000), (io_20ms, 1_000)):
         results: dict[int, list[float]] = {1: [], 4: [], 16: []}
-        for _ in range(rounds):
-            enqueue(dsn, count)
-            base = worker_drain(dsn, count, handler)
-            for concurrency, ratios in results.items():
+        variants = (0, *results)  # 0: the Worker class at batch 10, the baseline
+        for number in range(rounds):
+            took: dict[int, float] = {}
+            shift = number % len(variants)
+            for concurrency in variants[shift:] + variants[:shift]:
                 enqueue(dsn, count)
-                batch = max(10, concurrency)
-                took = worker_drain(dsn, count, handler, concurrency=concurrency, batch_size=batch)
-                ratios.append(base / took)
+                took[concurrency] = worker_drain(
+                    dsn, count, handler, concurrency=max(1, concurrency),
+                    batch_size=max(10, concurrency),
+                )  # fmt: skip
+            for concurrency, ratios in results.items():
+                ratios.append(took[0] / took[concurrency])
         shown = ", ".join(
-            f"--concurrency {c}: {statistics.median(r):.2f}x" for c, r in results.items()
+            f"--concurrency {c}: {statistics.median(r):.2f}x ({min(r):.2f} to {max(r):.2f})"
+            for c, r in results.items()
         )
         print(f"{handler.__name__} ({count} jobs): {shown}", flush=True)
 
@@ -162,9 +269,10 @@ def main() -> None:
             profile.runcall(worker_drain, dsn, args.jobs, noop)
             pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
             return
-        compare_overhead(dsn, args.jobs, args.rounds)
         if args.concurrency:
             compare_concurrency(dsn, args.rounds)
+        else:
+            compare_overhead(dsn, args.jobs, args.rounds)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ is free and another worker takes it at its next tick.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -50,7 +51,7 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 
 from notify_sql.rpc import DEFAULT_SCHEMA, wake_channel
 
@@ -92,6 +93,13 @@ FINISH_RETRY_PAUSES = (0.0, 0.5, 2.0, 5.0)
 CLAIMED_FIELDS = tuple(field.name for field in fields(ClaimedJob))
 
 
+_decode_json = json.JSONDecoder().raw_decode
+
+
+def _load_canonical_json(data: str | bytes) -> Any:
+    return _decode_json(data if isinstance(data, str) else data.decode())[0]
+
+
 def _claimed_job(values: tuple[Any, ...]) -> ClaimedJob:
     """ClaimedJob from its field values, without the frozen dataclass's __init__ (one
     object.__setattr__ per field: about 4 us a job, 4 % of a no-op drain). The object is
@@ -120,18 +128,27 @@ class WorkerStats:
 
 class _Statements:
     """Every SQL statement the worker sends, composed once (the hot path re-sends the
-    same bytes, which psycopg then prepares on the server)."""
+    same bytes, which psycopg then prepares on the server).
 
-    def __init__(self, schema: str) -> None:
-        def call(text: str) -> bytes:
-            query = sql.SQL(text).format(schema=sql.Identifier(schema))
+    The claim's arguments never change during a run, so they are written into the
+    statement as literals: nothing to adapt per claim. Job ids and tokens travel as
+    binary ``uuid[]`` (``%b``): 16 bytes each, without formatting every UUID as text
+    and scanning it for characters to quote."""
+
+    def __init__(self, schema: str, job_types: Sequence[str], batch_size: int) -> None:
+        def call(text: str, **literals: Any) -> bytes:
+            values = {name: sql.Literal(value) for name, value in literals.items()}
+            query = sql.SQL(text).format(schema=sql.Identifier(schema), **values)
             return query.as_bytes(None)
 
-        self.claim = call("SELECT * FROM {schema}.claim_pending_jobs(%s, %s)")
-        self.complete = call("SELECT {schema}.complete_queue_jobs(%s, %s)")
-        self.complete_with_results = call("SELECT {schema}.complete_queue_jobs(%s, %s, %s)")
-        self.fail = call("SELECT {schema}.fail_queue_jobs(%s, %s, %s)")
-        self.release = call("SELECT {schema}.release_queue_jobs(%s, %s)")
+        self.claim = call(
+            "SELECT * FROM {schema}.claim_pending_jobs({types}::text[], {size}::integer)",
+            types=list(job_types), size=batch_size,
+        )  # fmt: skip
+        self.complete = call("SELECT {schema}.complete_queue_jobs(%b, %b)")
+        self.complete_with_results = call("SELECT {schema}.complete_queue_jobs(%b, %b, %s)")
+        self.fail = call("SELECT {schema}.fail_queue_jobs(%b, %b, %s)")
+        self.release = call("SELECT {schema}.release_queue_jobs(%b, %b)")
         self.heartbeat = call("SELECT {schema}.heartbeat_queue_job(%s, %s)")
         self.reset_stalled = call("SELECT {schema}.reset_stalled_jobs(%s)")
         self.upkeep = call("SELECT * FROM {schema}.run_queue_upkeep(%s, %s)")
@@ -230,14 +247,14 @@ class Worker:
         self.stats = WorkerStats()
         self.is_leader = False
         self.abandoned = False
-        self._sql = _Statements(schema)
+        self._sql = _Statements(schema, self.job_types, batch_size)
         self._stopping = threading.Event()
         self._held: dict[UUID, UUID] = {}
         self._held_lock = threading.Lock()
         self._in_handler = False
-        self._conn: Conn | None = None
-        self._claim_conn: Conn | None = None
-        self._pick: Callable[[Any], tuple[Any, ...]] = tuple
+        self._cur: psycopg.Cursor[Any] | None = None
+        self._claim_cur: psycopg.Cursor[Any] | None = None
+        self._pick: Callable[[Any], tuple[Any, ...]] | None = None
 
     def stop(self) -> None:
         """Asks the loop to finish the job in hand and return (thread- and signal-safe)."""
@@ -261,8 +278,8 @@ class Worker:
                 self._pool() as pool,
             ):
                 while not self._stopping.is_set():
-                    assert self._conn is not None
-                    jobs = self._claim(self._conn)
+                    assert self._cur is not None
+                    jobs = self._claim(self._cur)
                     if jobs:
                         self._work(jobs, pool)
                     if len(jobs) < self.batch_size:
@@ -273,18 +290,23 @@ class Worker:
 
     # -- the loop -----------------------------------------------------------------------
 
-    def _claim(self, conn: Conn) -> list[ClaimedJob]:
-        cur = conn.execute(self._sql.claim, (self.job_types, self.batch_size))
-        rows = cur.fetchall()
+    def _claim(self, cur: psycopg.Cursor[Any]) -> list[ClaimedJob]:
+        rows = cur.execute(self._sql.claim).fetchall()
         if not rows:
             return []
-        if self._claim_conn is not conn:
+        if self._claim_cur is not cur:
             # Columns are matched to ClaimedJob's fields by name, once per connection (a
             # prepared statement's result shape cannot change under it), so a column
             # added to claim_pending_jobs shifts nothing.
-            names = [column.name for column in cur.description or ()]
-            self._pick = itemgetter(*(names.index(name) for name in CLAIMED_FIELDS))
-            self._claim_conn = conn
+            names = tuple(column.name for column in cur.description or ())
+            self._pick = (
+                None
+                if names == CLAIMED_FIELDS
+                else itemgetter(*(names.index(name) for name in CLAIMED_FIELDS))
+            )
+            self._claim_cur = cur
+        if self._pick is None:  # the columns are the fields, in order: nothing to pick
+            return [_claimed_job(row) for row in rows]
         return [_claimed_job(self._pick(row)) for row in rows]
 
     def _work(self, jobs: list[ClaimedJob], pool: ThreadPoolExecutor | None) -> None:
@@ -396,19 +418,19 @@ class Worker:
     def _on_fresh_connection(self, query: bytes, args: tuple[Any, ...]) -> list[UUID]:
         for attempt, pause in enumerate(FINISH_RETRY_PAUSES):
             try:
-                if self._conn is None or self._conn.closed:
+                if self._cur is None or self._cur.connection.closed:
                     time.sleep(pause)
-                    self._conn = psycopg.connect(self.dsn, autocommit=True)
-                row = self._conn.execute(query, args).fetchone()
+                    self._cur = self._connect_for_jobs()
+                row = self._cur.execute(query, args).fetchone()
                 assert row is not None
                 return list(row[0])
             except psycopg.OperationalError as error:
                 if attempt == len(FINISH_RETRY_PAUSES) - 1:
                     raise
                 log.warning("connection lost while recording a batch, retrying: %s", error)
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
+                if self._cur is not None:
+                    self._cur.connection.close()
+                self._cur = None
         raise AssertionError("unreachable")
 
     def _wait(self, listener: Conn | None) -> None:
@@ -425,15 +447,25 @@ class Worker:
 
     # -- resources ----------------------------------------------------------------------
 
+    def _connect_for_jobs(self) -> psycopg.Cursor[Any]:
+        """The connection that claims and records jobs, and the one cursor every call
+        goes through (a cursor per call costs about 5 us of client CPU). Claimed rows'
+        jsonb is parsed with the decoder's ``raw_decode``: the server prints jsonb
+        canonically (no surrounding whitespace, UTF-8), so ``json.loads``' encoding
+        sniffing and whitespace scans are work for nothing, once per job."""
+        conn = psycopg.connect(self.dsn, autocommit=True)
+        set_json_loads(_load_canonical_json, conn)
+        return conn.cursor()
+
     @contextmanager
     def _connection(self) -> Iterator[None]:
-        self._conn = psycopg.connect(self.dsn, autocommit=True)
+        self._cur = self._connect_for_jobs()
         try:
             yield
         finally:
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = None
+            if self._cur is not None:
+                self._cur.connection.close()
+            self._cur = None
 
     @contextmanager
     def _pool(self) -> Iterator[ThreadPoolExecutor | None]:

@@ -61,6 +61,43 @@ def test_worker_completes_batches_and_fails_jobs_that_raise(dsn: str, db: Conn) 
     assert row == [("RuntimeError: boom", None), (None, {"double": 8})]
 
 
+def test_handlers_get_each_claimed_row_exactly_as_stored(dsn: str, db: Conn) -> None:
+    """The worker writes its job types into the claim statement and parses jsonb with its
+    own loader: job types that need quoting in an array literal are claimed, only they,
+    and every column of a claimed job (metadata included) is what the table holds."""
+    odd_types = ['o\'k, {"x"} \\ é', "t ", "NULL"]
+    metadata = {"text": ' spaced "quoted" \\ é 🙂 ', "nested": [1, 2.5, None, {"a": True}], "n": -3}
+    Queue(db).add_queue_jobs(
+        [new_job(job_type, {**metadata, "type": job_type}) for job_type in odd_types]
+        + [new_job("t", {"n": 0}), new_job("NULL,t", {"n": 1})]
+    )
+    seen: list[ClaimedJob] = []
+    everything_seen = threading.Event()
+
+    def handler(job: ClaimedJob) -> None:
+        seen.append(job)
+        if len(seen) == len(odd_types):
+            everything_seen.set()
+
+    worker = Worker(dsn, odd_types, handler, poll_interval=0.2)
+    with running(worker):
+        assert everything_seen.wait(timeout=30)
+    assert sorted(job.job_type for job in seen) == sorted(odd_types)
+    for job in seen:  # enqueue adds a correlationId; everything sent comes back unchanged
+        sent = {key: value for key, value in job.metadata.items() if key != "correlationId"}
+        assert sent == {**metadata, "type": job.job_type}
+    columns = ", ".join(name for name in ClaimedJob.__dataclass_fields__)
+    rows = db.execute(
+        f"SELECT {columns} FROM notify.queue_jobs WHERE id = ANY(%s)", ([job.id for job in seen],)
+    ).fetchall()
+    stored = {row[0]: row for row in rows}
+    for job in seen:  # claimed rows before completion: status and updated_at moved on since
+        row = dict(zip(ClaimedJob.__dataclass_fields__, stored[job.id], strict=True))
+        row.update(status="processing", updated_at=job.updated_at, completed_at=None)
+        assert vars(job) == row
+    assert status_counts(db) == {"completed": 3, "pending": 2}
+
+
 def test_a_failed_last_attempt_is_not_counted_as_retried(dsn: str, db: Conn) -> None:
     """A claimed row's attempts counts the earlier attempts: a job is retried while
     attempts + 1 < max_attempts, so these three are failed for good, not retried."""
