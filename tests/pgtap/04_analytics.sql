@@ -70,8 +70,9 @@ SELECT results_eq(
 
 RESET ROLE;
 SELECT triggers_are('notify', 'notification_deliveries',
-  ARRAY['delivery_funnel_tracked', 'delivery_funnel_moved', 'delivery_funnel_truncated'],
-  'deliveries carry exactly the funnel triggers');
+  ARRAY['delivery_funnel_tracked', 'delivery_funnel_moved', 'delivery_funnel_truncated',
+        'delivery_status_tracked', 'delivery_status_moved', 'delivery_status_truncated'],
+  'deliveries carry exactly the funnel and status-count triggers');
 SELECT function_privs_are('notify', 'rebuild_delivery_funnel_rollup', ARRAY[]::name[], 'anon',
   ARRAY[]::text[], 'anon cannot rebuild the funnel sums');
 SELECT * FROM finish();
