@@ -76,20 +76,12 @@ class _BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._closing.set()
         self.acquire()
         try:
-            if not self.stream.closed:
-                self.stream.flush()
-                self.stream.close()
+            if self.stream is not sys.stderr:  # closed once: lines after it (a late
+                self.stream.close()  # thread) go to sys.stderr; close() flushes
+                self.stream = sys.stderr
         finally:
             self.release()
             super().close()
-
-    def flush(self) -> None:
-        self.acquire()
-        try:
-            if not self.stream.closed:
-                self.stream.flush()
-        finally:
-            self.release()
 
 
 def _setup_logging() -> logging.Handler | None:
