@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.bench_worker --rounds 21     # 10,000 no-op jobs per drain
     .venv/bin/python -m bench.bench_worker --profile       # cProfile of one Worker drain
     .venv/bin/python -m bench.bench_worker --concurrency --rounds 3   # the --concurrency table
+    .venv/bin/python -m bench.bench_worker --rounds 21 --command-from DIR   # A/B: + DIR's command
 
 BASELINE: the least a Python worker can do with notify-sql: on one autocommit
 connection, ``SELECT * FROM notify.claim_pending_jobs(types, 10)``, then one
@@ -16,7 +17,9 @@ benchmark on its own job type, timed from the enqueue's commit (which wakes it) 
 10,000th handler call. Each round reports the bare loop's time over the contender's;
 the summary gives the median, the spread and the ratio of all rounds' totals, the client
 CPU per job (``time.process_time``; the command's from its first to its last job) and
-the load average the run saw.
+the load average the run saw. ``--command-from DIR`` adds a fourth contender, the
+command run from another checkout (for instance ``git archive`` of the main branch
+unpacked in DIR), on a job type of its own: an A/B of a change to the command.
 
 ``--concurrency`` measures instead the ``Worker`` with ``concurrency`` 1, 4, 16 (batch
 ``max(10, concurrency)``, as the command sets it) with a no-op handler and a 20 ms
@@ -128,24 +131,25 @@ class Command:
     type: what an operator runs, timed in its steady state. See
     ``worker_command_handler`` for how the process reports a drain's end."""
 
-    JOB_TYPE = "bench-command"
-
-    def __init__(self, dsn: str, count: int, scratch: Path) -> None:
+    def __init__(
+        self, dsn: str, count: int, scratch: Path, root: Path = ROOT, name: str = "command"
+    ) -> None:
         self.dsn = dsn
         self.count = count
-        self.result = scratch / "command.result"
-        self.log = scratch / "command.log"
+        self.job_type = f"bench-{name}"
+        self.result = scratch / f"{name}.result"
+        self.log = scratch / f"{name}.log"
         self.reported = 0
         environment = {
             **os.environ, "BENCH_WORKER_JOBS": str(count), "BENCH_WORKER_RESULT": str(self.result),
         }  # fmt: skip
         command = [
             sys.executable, "-m", "notify_sql", "worker", "bench.worker_command_handler:noop",
-            "--job-type", self.JOB_TYPE, "--dsn", dsn, "--schema", SCHEMA,
+            "--job-type", self.job_type, "--dsn", dsn, "--schema", SCHEMA,
         ]  # fmt: skip
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=log
+                command, cwd=root, env=environment, stdout=subprocess.DEVNULL, stderr=log
             )
         self._until(lambda: "worker started" in self.log.read_text())
 
@@ -161,7 +165,7 @@ class Command:
         last of them: commit to the last job's handler call (wall), first to last job
         (client CPU)."""
         global cpu_seconds  # noqa: PLW0603
-        committed = enqueue(self.dsn, self.count, self.JOB_TYPE)
+        committed = enqueue(self.dsn, self.count, self.job_type)
         lines: list[str] = []
 
         def reported() -> bool:
@@ -180,24 +184,24 @@ class Command:
             raise RuntimeError(f"notify-sql worker failed to stop cleanly, see {self.log}")
 
 
-CONTENDERS = ("bare", "class", "command")
-
-
-def compare_overhead(dsn: str, count: int, rounds: int) -> None:
-    """Rounds rotate the order of the three drains; every ratio is the bare loop's time
-    over the contender's in the same round."""
-    ratios: dict[str, list[float]] = {"class": [], "command": []}
-    totals = dict.fromkeys(CONTENDERS, 0.0)
-    cpu = dict.fromkeys(CONTENDERS, 0.0)
+def compare_overhead(dsn: str, count: int, rounds: int, command_from: Path | None) -> None:
+    """Rounds rotate the order of the drains; every ratio is the bare loop's time over
+    the contender's in the same round."""
+    contenders = ("bare", "class", "command", *(("command-B",) if command_from else ()))
+    ratios: dict[str, list[float]] = {name: [] for name in contenders[1:]}
+    totals = dict.fromkeys(contenders, 0.0)
+    cpu = dict.fromkeys(contenders, 0.0)
     loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as scratch:
-        command = Command(dsn, count, Path(scratch))
+        commands = {"command": Command(dsn, count, Path(scratch))}
+        if command_from:
+            commands["command-B"] = Command(dsn, count, Path(scratch), command_from, "command-B")
         for number in range(rounds):
             timings: dict[str, float] = {}
-            shift = number % len(CONTENDERS)
-            for name in CONTENDERS[shift:] + CONTENDERS[:shift]:
-                if name == "command":
-                    timings[name] = command.drain()
+            shift = number % len(contenders)
+            for name in contenders[shift:] + contenders[:shift]:
+                if name in commands:
+                    timings[name] = commands[name].drain()
                 else:
                     enqueue(dsn, count)
                     if name == "bare":
@@ -209,12 +213,10 @@ def compare_overhead(dsn: str, count: int, rounds: int) -> None:
             loads.append(os.getloadavg()[0])
             for name, values in ratios.items():
                 values.append(timings["bare"] / timings[name])
-            print(
-                f"round {number + 1}: Worker class {ratios['class'][-1]:.3f}x, "
-                f"notify-sql worker {ratios['command'][-1]:.3f}x the bare loop",
-                flush=True,
-            )
-        command.stop()
+            shown = ", ".join(f"{name} {values[-1]:.3f}x" for name, values in ratios.items())
+            print(f"round {number + 1}: {shown} the bare loop", flush=True)
+        for command in commands.values():
+            command.stop()
     print(f"{rounds} rounds x {count} no-op jobs, batch 10, ratios to the bare loop:")
     for name, values in ratios.items():
         print(
@@ -257,6 +259,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--concurrency", action="store_true")
+    parser.add_argument("--command-from", type=Path, metavar="DIR")
     args = parser.parse_args()
     with throwaway_postgres() as server:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
@@ -272,7 +275,7 @@ def main() -> None:
         if args.concurrency:
             compare_concurrency(dsn, args.rounds)
         else:
-            compare_overhead(dsn, args.jobs, args.rounds)
+            compare_overhead(dsn, args.jobs, args.rounds, args.command_from)
 
 
 if __name__ == "__main__":

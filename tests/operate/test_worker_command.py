@@ -89,6 +89,27 @@ def test_a_signal_mid_batch_finishes_the_job_in_hand_and_releases_the_rest(
     assert "INFO worker stopped completed=1 failed=0 retried=0 released=4 fenced=0" in log
 
 
+def test_log_lines_show_up_while_running_and_the_stop_line_is_last(
+    dsn: str, db: Conn, tmp_path: Path
+) -> None:
+    """The command's lines are block-buffered (see operate._BufferedStderrHandler): a
+    batch line must still show up within a fraction of a second, the process running,
+    and the stop line must be written at a clean stop."""
+    with workers(dsn, tmp_path, "--no-maintenance") as (worker,):
+        wait_until(lambda: "worker started" in worker.text(), 30, "the start line")
+        enqueue(db, 1, 0)
+        wait_until(lambda: statuses(db) == {"completed": 1}, 30, "the job to complete")
+        # The line is logged just after the completion commits; 2 s is a generous bound
+        # for the flush every 0.2 s on a loaded machine (never flushed: it never shows).
+        wait_until(lambda: "INFO batch claimed=1 completed=1" in worker.text(), 2, "a batch line")
+        assert worker.process.poll() is None
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0
+    lines = worker.text().splitlines()
+    assert "INFO worker stopped completed=1 failed=0" in lines[-1], lines[-3:]
+    assert any("INFO stopping signal=SIGTERM" in line for line in lines), lines
+
+
 @pytest.mark.parametrize("concurrency", ["1", "4"])
 def test_a_second_signal_releases_the_jobs_in_hand(
     dsn: str, db: Conn, tmp_path: Path, concurrency: str
