@@ -32,11 +32,17 @@ def database_totals(db: Conn) -> dict[str, int]:
     return {status: int(count) for status, count in rows}
 
 
+SMS_KEY = "twilio:+15550001"
+
+
 def busy(db: Conn) -> None:
     queue = Queue(db)
     queue.add_queue_jobs([new_job("send_notification", {"n": n}) for n in range(25)])
     briefs_due = [new_job("generate_daily_brief", {"n": n}, max_attempts=1) for n in range(9)]
     queue.add_queue_jobs(briefs_due)
+    # A Twilio long code held to one start a second: its SMS jobs queue up behind it.
+    queue.set_queue_limit(SMS_KEY, max_per_second=1, burst=1, max_concurrent=2)
+    queue.add_queue_jobs([new_job("send_sms", {"n": n}, limit_key=SMS_KEY) for n in range(7)])
     sent = queue.claim_pending_jobs(["send_notification"], batch_size=12)
     queue.complete_queue_jobs([j.id for j in sent[:8]], [j.processing_token for j in sent[:8]])
     briefs = queue.claim_pending_jobs(["generate_daily_brief"], batch_size=4)
@@ -83,6 +89,10 @@ def test_overview_figures_equal_the_database_and_a_screenshot_is_saved(
         By.CSS_SELECTOR, '[data-metric="funnel-24h-delivered"][data-channel="email"]'
     )
     assert email_delivered.text == "6"
+    backlog = db.execute(
+        "SELECT backlog FROM notify.queue_limit_status() WHERE limit_key = %s", (SMS_KEY,)
+    ).fetchone()
+    assert backlog is not None and figure(browser, f"limit-backlog:{SMS_KEY}") == str(backlog[0])
     assert len(browser.find_elements(By.CSS_SELECTOR, "#throughput-chart svg rect")) > 0
     ARTIFACTS.mkdir(exist_ok=True)
     time.sleep(0.5)  # let the charts settle before the picture
