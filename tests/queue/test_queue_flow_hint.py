@@ -83,6 +83,26 @@ def test_a_new_keyed_job_voids_the_hint(service_db: Conn, worker: Conn, bulk: bo
     assert claim_keys(worker, 10) == ["free"]
 
 
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_keyed_job_committed_after_the_check_voids_the_hint(
+    service_db: Conn, worker: Conn, dsn: str, bulk: bool
+) -> None:
+    """The generation is a sequence (0013): its nextval is visible before the job it
+    announces commits. A walk that runs while that job is uncommitted reads the moved
+    generation and misses the job; the enqueue gate keeps it from recording a hint."""
+    throttle(service_db, "held")
+    with psycopg.connect(dsn) as enqueuer:  # one open transaction
+        enqueuer.execute("SET ROLE service_role")
+        if bulk:
+            add_many(enqueuer, "free", 1)
+        else:
+            add(enqueuer, "free")
+        assert claim_keys(worker, 10) == []  # the job is not visible yet
+        assert hint_until(worker) is None  # a bump was in flight: no hint
+        enqueuer.commit()
+    assert claim_keys(worker, 10) == ["free"]
+
+
 def test_a_freed_cap_slot_voids_the_hint(service_db: Conn, worker: Conn, dsn: str) -> None:
     set_limit(service_db, "capped", p_max_concurrent=1)
     add_many(service_db, "capped", 2)

@@ -1,15 +1,16 @@
 -- queue_keyed_bump: announces that a keyed job may be able to start sooner.
 --
--- One increment of this backend's stripe of queue_keyed_generation, in the caller's
--- transaction (so it becomes visible exactly when the change it announces commits).
--- Every claim's "no keyed job can start before T" hint is void from then on
--- (claim_pending_jobs, queue_keyed_hint). The row stays locked until commit: two
--- writers on the same stripe (pid mod 16) take turns at commit.
+-- Moves queue_keyed_generation (a sequence, 0013) after taking the enqueue gate in
+-- shared mode for the rest of the caller's transaction. Every claim's "no keyed job
+-- can start before T" hint stamped with an older generation is void at once; and the
+-- hint's writer, which reads the generation before it tries the gate exclusively, can
+-- only record a hint once no bump it might have missed is still uncommitted (0013
+-- explains why this is as safe as 0012's transactional counter). Shared mode: bumps
+-- and enqueues never wait for each other. Call it after the change it announces, in
+-- the same transaction.
 --
--- PL/pgSQL, not SQL, on purpose: it runs on every keyed enqueue, and PL/pgSQL keeps the
--- UPDATE's plan for the session, where a non-inlined SQL function (a SET clause
--- prevents inlining) parses and plans its body again on every call before PG 18: that
--- doubled the CPU of a keyed add_queue_job.
+-- add_queue_job repeats these two statements inline: it is the hottest write path,
+-- and a call of a function with a SET clause costs it more than both together.
 CREATE FUNCTION @schema@.queue_keyed_bump()
 RETURNS void
 LANGUAGE plpgsql
@@ -17,11 +18,13 @@ SECURITY INVOKER
 SET search_path = @schema@, pg_temp
 AS $$
 BEGIN
-  UPDATE queue_keyed_generation g SET n = g.n + 1 WHERE g.slot = pg_backend_pid() % 16;
+  -- The select list runs in order: the gate first.
+  PERFORM pg_advisory_xact_lock_shared(hashtextextended('@schema@.queue_jobs:gate', 0)),
+          nextval('queue_keyed_generation');
 END;
 $$;
 
 COMMENT ON FUNCTION @schema@.queue_keyed_bump() IS
-  'Internal: bumps queue_keyed_generation (this backend''s stripe) in the caller''s transaction; voids every session''s keyed-claim hint at commit.';
+  'Internal: takes the enqueue gate (shared, to commit) and moves queue_keyed_generation; voids every session''s keyed-claim hint.';
 
 GRANT EXECUTE ON FUNCTION @schema@.queue_keyed_bump() TO service_role;

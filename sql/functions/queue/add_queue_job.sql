@@ -13,7 +13,7 @@
 --
 -- p_limit_key (last, so positional callers of the seed's six arguments are unaffected)
 -- puts the job under that key's flow control (set_queue_limit); it costs the insert
--- one more column and nothing else.
+-- one more column and one nextval (queue_keyed_bump, inline).
 --
 -- Wake-up: when the job is due now, a NOTIFY only if a worker is idle (the logic of
 -- queue_wake_workers, inline): a busy system enqueues without the cluster-wide NOTIFY
@@ -92,9 +92,11 @@ BEGIN
     END LOOP;
   END IF;
 
-  -- Flow control: a new keyed job voids the claims' "nothing keyed can start" hints.
+  -- Flow control: a new keyed job voids the claims' "nothing keyed can start" hints
+  -- (queue_keyed_bump, inline: the gate in shared mode to commit, then the sequence).
   IF p_limit_key IS NOT NULL THEN
-    PERFORM queue_keyed_bump();
+    v_void := pg_advisory_xact_lock_shared(hashtextextended('@schema@.queue_jobs:gate', 0));
+    v_void := nextval('queue_keyed_generation');
   END IF;
 
   -- Wake-up, inline (this is the hottest write path): as queue_wake_workers, a NOTIFY

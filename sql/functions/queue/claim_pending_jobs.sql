@@ -24,16 +24,17 @@
 -- No head-of-line cost beside held-back keys. A keyed walk that starts no keyed job
 -- records "no keyed job of these types can start before T" (queue_keyed_hint: T is
 -- the earliest token refill, pause end or scheduled_for over every key with jobs of
--- these types), stamped with the sum of queue_keyed_generation read before the walk,
--- in the session and for the other sessions (queue_keyed_hints, read when the
--- session's own copy is void). While the sum is unchanged and the clock is before T,
--- the claim takes the unkeyed statement as if no keyed job were pending; the keys
--- cost it one statement (the keyed-index probe and the 16-row counter read). Every
--- change that can let a keyed job start sooner than the clock alone (keyed enqueue, a
--- keyed job pending again, a capped key's job leaving processing, a limit relaxed or
--- removed) bumps the sum in its own transaction, so a hint is never trusted past such
--- a change: a held-back job is claimed by the first claim at or after the moment its
--- limit allows, a new keyed job by the first claim after its commit.
+-- these types), stamped with queue_keyed_generation read before the walk, in the
+-- session and for the other sessions (queue_keyed_hints, read when the session's own
+-- copy is void). While the generation is unchanged and the clock is before T, the
+-- claim takes the unkeyed statement as if no keyed job were pending; the keys cost it
+-- one statement (the keyed-index probe and the sequence's last value). Every change
+-- that can let a keyed job start sooner than the clock alone (keyed enqueue, a keyed
+-- job pending again, a capped key's job leaving processing, a limit relaxed or
+-- removed) moves the generation under the enqueue gate (queue_keyed_bump, 0013), so a
+-- hint is never trusted past such a change: a held-back job is claimed by the first
+-- claim at or after the moment its limit allows, a new keyed job by the first claim
+-- after its commit.
 --
 -- Idle workers: a claim that does not fill its batch marks the session idle (enqueue
 -- then sends a NOTIFY) and claims once more, so no job committed meanwhile goes
@@ -71,7 +72,7 @@ DECLARE
   v_stamp text;  -- generation and types read before a keyed walk (NULL: no walk)
   v_keyed integer;
   v_until timestamptz;
-  v_gen numeric;
+  v_gen bigint;
 BEGIN
   IF p_job_types IS NULL OR cardinality(p_job_types) = 0 OR array_position(p_job_types, NULL) IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
@@ -87,7 +88,7 @@ BEGIN
     -- Any keyed job pending? One probe of a partial index that is empty then; only if
     -- so, the same statement reads the generation (one executor run, not two: this is
     -- the whole cost of held-back keys to a claim while its hint holds).
-    SELECT (SELECT sum(g.n) FROM queue_keyed_generation g WHERE g.slot >= 0) INTO v_gen
+    SELECT pg_sequence_last_value('queue_keyed_generation') INTO v_gen
     WHERE EXISTS (SELECT FROM queue_jobs j WHERE j.status = 'pending' AND j.limit_key IS NOT NULL);
     v_stamp := NULL;
     IF FOUND THEN
