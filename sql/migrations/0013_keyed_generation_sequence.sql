@@ -1,5 +1,5 @@
 -- 0013_keyed_generation_sequence: the keyed-claim generation (0012) becomes a sequence,
--- ordered with the changes it announces by the enqueue gate, so that a keyed enqueue
+-- ordered with the changes it announces by an advisory gate, so that a keyed enqueue
 -- costs one nextval instead of one row UPDATE.
 --
 -- What 0012's counter guarantees, and how the sequence keeps it. A claim trusts its
@@ -9,9 +9,9 @@
 -- while the generation does not move after the hint's read. A row counter excluded it
 -- by being transactional. A sequence is not transactional (nextval is visible at
 -- once, its change only at commit), so instead:
---   * every bump takes the enqueue gate ('<schema>.queue_jobs:gate', the advisory key
---     queue_wake_workers already holds while an enqueue commits) in shared mode for
---     the rest of its transaction, BEFORE its nextval;
+--   * every bump takes the generation's gate (the advisory key
+--     '<schema>.queue_keyed_generation') in shared mode for the rest of its
+--     transaction, BEFORE its nextval (queue_keyed_bump);
 --   * the hint's writer (queue_keyed_hint) reads the generation first, then takes the
 --     gate exclusively for an instant (only tried, never waited for: when a bump is in
 --     flight, no hint is recorded this time), then checks the keys with a new snapshot.
@@ -37,7 +37,7 @@ CREATE SEQUENCE queue_keyed_generation AS bigint NO CYCLE;
 SELECT setval('queue_keyed_generation', current_setting('notify_sql.keyed_generation_start')::bigint, true);
 
 COMMENT ON SEQUENCE queue_keyed_generation IS
-  'Generation of the keyed jobs'' startability: moved (under the enqueue gate) by every change that can let a keyed job start sooner; claim_pending_jobs trusts a keyed hint only while it is unchanged. Internal.';
+  'Generation of the keyed jobs'' startability: moved (under its advisory gate) by every change that can let a keyed job start sooner; claim_pending_jobs trusts a keyed hint only while it is unchanged. Internal.';
 
 REVOKE ALL ON SEQUENCE queue_keyed_generation FROM PUBLIC, anon, authenticated;
 GRANT USAGE, SELECT ON SEQUENCE queue_keyed_generation TO service_role;

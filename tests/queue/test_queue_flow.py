@@ -8,6 +8,8 @@ that it does not refill during the test.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -279,6 +281,38 @@ def test_a_short_claim_claims_again_after_marking_the_worker_idle(
         assert len(Queue(worker).claim_pending_jobs(["t"], batch_size=5)) == 1
         row = worker.execute("SELECT current_setting('notify_sql.idle_notify', true)").fetchone()
         assert row == ("on",)
+
+
+def test_a_worker_going_idle_waits_for_an_enqueuer_that_checked_before_it(
+    service_db: Conn, dsn: str
+) -> None:
+    """No lost wake-up without an enqueue lock: the enqueuer checked for idle workers
+    (none, so no NOTIFY) and commits only while the worker, gone idle, waits for older
+    transactions; the worker's second pass must find the job."""
+    with (
+        psycopg.connect(dsn) as enqueuer,
+        psycopg.connect(dsn, autocommit=True) as worker,
+        psycopg.connect(dsn, autocommit=True) as watcher,
+    ):
+        enqueuer.execute("SET ROLE service_role")
+        add(enqueuer, None, "t")  # not committed yet
+        row = worker.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+
+        def commit_once_the_worker_waits() -> None:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and watcher.execute(
+                "SELECT wait_event IS DISTINCT FROM 'PgSleep' FROM pg_stat_activity WHERE pid = %s",
+                row,
+            ).fetchone() != (False,):
+                pass
+            enqueuer.commit()
+
+        committer = threading.Thread(target=commit_once_the_worker_waits)
+        committer.start()
+        claimed = Queue(worker).claim_pending_jobs(["t"], batch_size=5)
+        committer.join()
+    assert len(claimed) == 1
 
 
 def test_a_batch_is_not_left_short_while_a_key_has_startable_jobs(service_db: Conn) -> None:

@@ -89,7 +89,7 @@ def test_a_keyed_job_committed_after_the_check_voids_the_hint(
 ) -> None:
     """The generation is a sequence (0013): its nextval is visible before the job it
     announces commits. A walk that runs while that job is uncommitted reads the moved
-    generation and misses the job; the enqueue gate keeps it from recording a hint."""
+    generation and misses the job; the generation's gate keeps it from recording a hint."""
     throttle(service_db, "held")
     with psycopg.connect(dsn) as enqueuer:  # one open transaction
         enqueuer.execute("SET ROLE service_role")

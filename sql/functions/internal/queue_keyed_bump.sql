@@ -1,7 +1,7 @@
 -- queue_keyed_bump: announces that a keyed job may be able to start sooner.
 --
--- Moves queue_keyed_generation (a sequence, 0013) after taking the enqueue gate in
--- shared mode for the rest of the caller's transaction. Every claim's "no keyed job
+-- Moves queue_keyed_generation (a sequence, 0013) after taking its gate (the advisory
+-- key '<schema>.queue_keyed_generation') in shared mode for the rest of the caller's transaction. Every claim's "no keyed job
 -- can start before T" hint stamped with an older generation is void at once; and the
 -- hint's writer, which reads the generation before it tries the gate exclusively, can
 -- only record a hint once no bump it might have missed is still uncommitted (0013
@@ -19,12 +19,12 @@ SET search_path = @schema@, pg_temp
 AS $$
 BEGIN
   -- The select list runs in order: the gate first.
-  PERFORM pg_advisory_xact_lock_shared(hashtextextended('@schema@.queue_jobs:gate', 0)),
+  PERFORM pg_advisory_xact_lock_shared(hashtextextended('@schema@.queue_keyed_generation', 0)),
           nextval('queue_keyed_generation');
 END;
 $$;
 
 COMMENT ON FUNCTION @schema@.queue_keyed_bump() IS
-  'Internal: takes the enqueue gate (shared, to commit) and moves queue_keyed_generation; voids every session''s keyed-claim hint.';
+  'Internal: takes the generation''s gate (shared, to commit) and moves queue_keyed_generation; voids every session''s keyed-claim hint.';
 
 GRANT EXECUTE ON FUNCTION @schema@.queue_keyed_bump() TO service_role;

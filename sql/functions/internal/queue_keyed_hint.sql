@@ -4,7 +4,7 @@
 -- (claim_pending_jobs) until T or until queue_keyed_generation (a sequence) moves.
 --
 -- p_stamp is the generation and the job types, read by the claim BEFORE its walk: a
--- change whose bump that read includes has committed once the enqueue gate is free
+-- change whose bump that read includes has committed once the generation's gate is free
 -- (tried below), so it shows in queue_keyed_next_start (which then answers "now": no
 -- hint); a later bump moves the generation (the hint is void at the next claim).
 -- Nothing is recorded when a job can start now (the walk, bounded per call, reaches
@@ -41,14 +41,14 @@ BEGIN
      OR NOT pg_try_advisory_xact_lock(hashtextextended('@schema@.queue_keyed_hint', 0)) THEN
     RETURN;
   END IF;
-  -- No bump still uncommitted (0013): the gate taken exclusively for an instant, never
-  -- waited for. Bumps hold it in shared mode from before their nextval to their commit,
+  -- No bump still uncommitted (0013): the generation's gate taken exclusively for an
+  -- instant, never waited for. Bumps hold it in shared mode from before their nextval to their commit,
   -- so any bump the stamp's generation includes has ended, and the check below (a new
   -- snapshot) sees its change. When one is in flight, no hint this time.
-  IF NOT pg_try_advisory_lock(hashtextextended('@schema@.queue_jobs:gate', 0)) THEN
+  IF NOT pg_try_advisory_lock(hashtextextended('@schema@.queue_keyed_generation', 0)) THEN
     RETURN;
   END IF;
-  PERFORM pg_advisory_unlock(hashtextextended('@schema@.queue_jobs:gate', 0));
+  PERFORM pg_advisory_unlock(hashtextextended('@schema@.queue_keyed_generation', 0));
   v_until := queue_keyed_next_start(p_job_types);
   PERFORM set_config('notify_sql.keyed_check_after_@schema@',
     (extract(epoch FROM clock_timestamp()) + 10 * extract(epoch FROM clock_timestamp() - v_begin))::text, false);

@@ -93,18 +93,18 @@ BEGIN
   END IF;
 
   -- Flow control: a new keyed job voids the claims' "nothing keyed can start" hints
-  -- (queue_keyed_bump, inline: the gate in shared mode to commit, then the sequence).
+  -- (queue_keyed_bump, inline: its gate in shared mode to commit, then the sequence).
   IF p_limit_key IS NOT NULL THEN
-    v_void := pg_advisory_xact_lock_shared(hashtextextended('@schema@.queue_jobs:gate', 0));
+    v_void := pg_advisory_xact_lock_shared(hashtextextended('@schema@.queue_keyed_generation', 0));
     v_void := nextval('queue_keyed_generation');
   END IF;
 
   -- Wake-up, inline (this is the hottest write path): as queue_wake_workers, a NOTIFY
-  -- only when a worker is idle; the shared "gate" lock is held to commit.
+  -- only when a worker is idle, checked after the INSERT (which gave this transaction
+  -- its id: queue_worker_idle relies on it).
   IF p_scheduled_for <= now() THEN
     v_mode := coalesce(current_setting('notify_sql.enqueue_notify', true), '');
     IF v_mode <> 'off' THEN
-      v_void := pg_advisory_xact_lock_shared(hashtextextended('@schema@.queue_jobs:gate', 0));
       v_idle := v_mode = 'always' OR CASE WHEN pg_try_advisory_lock(hashtextextended('@schema@.queue_jobs:idle', 0))
                                           THEN NOT pg_advisory_unlock(hashtextextended('@schema@.queue_jobs:idle', 0))
                                           ELSE true END;

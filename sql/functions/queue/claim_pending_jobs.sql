@@ -31,7 +31,7 @@
 -- one statement (the keyed-index probe and the sequence's last value). Every change
 -- that can let a keyed job start sooner than the clock alone (keyed enqueue, a keyed
 -- job pending again, a capped key's job leaving processing, a limit relaxed or
--- removed) moves the generation under the enqueue gate (queue_keyed_bump, 0013), so a
+-- removed) moves the generation under its gate (queue_keyed_bump, 0013), so a
 -- hint is never trusted past such a change: a held-back job is claimed by the first
 -- claim at or after the moment its limit allows, a new keyed job by the first claim
 -- after its commit.
