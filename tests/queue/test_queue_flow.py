@@ -286,9 +286,9 @@ def test_a_short_claim_claims_again_after_marking_the_worker_idle(
 def test_a_worker_going_idle_waits_for_an_enqueuer_that_checked_before_it(
     service_db: Conn, dsn: str
 ) -> None:
-    """No lost wake-up without an enqueue lock: the enqueuer checked for idle workers
-    (none, so no NOTIFY) and commits only while the worker, gone idle, waits for older
-    transactions; the worker's second pass must find the job."""
+    """No lost wake-up: the enqueuer checked for idle workers (none, so no NOTIFY) and
+    commits only while the worker, gone idle, waits for the enqueue gate; the worker's
+    second pass must find the job."""
     with (
         psycopg.connect(dsn) as enqueuer,
         psycopg.connect(dsn, autocommit=True) as worker,

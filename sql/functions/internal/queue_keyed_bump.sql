@@ -6,7 +6,9 @@
 -- hint's writer, which reads the generation before it tries the gate exclusively, can
 -- only record a hint once no bump it might have missed is still uncommitted (0013
 -- explains why this is as safe as 0012's transactional counter). Shared mode: bumps
--- and enqueues never wait for each other. Call it after the change it announces, in
+-- and enqueues never wait for each other. A gate of its own, not the enqueue gate of
+-- queue_wake_workers: the hint's writer is then held off only while a keyed change is
+-- in flight, not by every enqueue. Call it after the change it announces, in
 -- the same transaction.
 --
 -- add_queue_job repeats these two statements inline: it is the hottest write path,

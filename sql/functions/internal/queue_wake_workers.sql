@@ -14,13 +14,13 @@
 -- written. Two enqueuers trying at the same instant may each see the other's try and
 -- send a NOTIFY nobody needed; that is harmless.
 --
--- No lost wake-up, and no lock held for it: this transaction has an id before it checks
--- (pg_current_xact_id(); its callers have written their jobs by then anyway). A worker
--- that becomes idle first takes the idle lock, then waits until every transaction
--- with an older id has ended (queue_worker_idle), then claims once more. So a job is
--- either seen by that last claim or announced by a NOTIFY. (The worker waits only
--- briefly: behind a long transaction that enqueued, it gives up and that job is found
--- by the next poll.)
+-- No lost wake-up: this transaction holds the "gate" key in shared mode from before
+-- that check until it commits. A worker that becomes idle first takes the idle lock,
+-- then waits until it can take the gate exclusively (every enqueuer that may have
+-- checked before it became idle has then committed), then claims once more. So a job
+-- is either seen by that last claim or announced by a NOTIFY. (The worker waits for
+-- the gate only briefly: behind a long transaction that enqueued, it gives up and that
+-- job is found by the next poll.)
 --
 -- `SET notify_sql.enqueue_notify = off` (per session, role or database) sends nothing;
 -- `= always` notifies on every enqueue, for workers that LISTEN without claiming.
@@ -38,7 +38,7 @@ BEGIN
     RETURN;
   END IF;
   IF v_mode <> 'always' THEN
-    v_void := pg_current_xact_id();
+    v_void := pg_advisory_xact_lock_shared(hashtextextended('@schema@.queue_jobs:gate', 0));
     IF pg_try_advisory_lock(hashtextextended('@schema@.queue_jobs:idle', 0)) THEN
       v_void := pg_advisory_unlock(hashtextextended('@schema@.queue_jobs:idle', 0));
       RETURN;  -- nobody idle

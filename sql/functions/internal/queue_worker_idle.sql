@@ -6,16 +6,11 @@
 -- busy path costs one current_setting() and nothing else. Session locks go with the
 -- session, so a worker that dies stops counting as idle.
 --
--- Becoming idle returns true when the caller must claim once more, after waiting until
--- every other transaction that had a transaction id when the idle lock was taken has
--- ended.
--- An enqueuer checks for idle workers after its insert, so one that checked before this
--- worker registered already had a transaction id then and is among those waited for:
--- once they have ended, its job is visible to the claim that follows, or it was rolled
--- back. So a job is either seen by that claim or announced by a NOTIFY. Enqueuers never
--- wait for this, and take no lock for it. The wait lasts at most about 20 ms: behind a
--- long transaction (one that enqueued, or any other writer), the worker gives up, and
--- such a job is found by its next poll.
+-- Becoming idle returns true when the caller must claim once more: the gate (see
+-- queue_wake_workers) was taken exclusively, so every enqueuer that checked for idle
+-- workers before this one registered has committed and its jobs are visible now. The
+-- gate is only tried (never queued for, so enqueuers never wait on an idle worker),
+-- for at most about 20 ms.
 CREATE FUNCTION @schema@.queue_worker_idle(p_idle boolean)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -24,7 +19,6 @@ SET search_path = @schema@, pg_temp
 AS $$
 DECLARE
   v_was_idle constant boolean := coalesce(current_setting('notify_sql.idle_@schema@', true), '') = 'on';
-  v_own xid8;
 BEGIN
   IF p_idle IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'p_idle: must not be NULL';
@@ -39,12 +33,11 @@ BEGIN
   END IF;
   PERFORM pg_advisory_lock_shared(hashtextextended('@schema@.queue_jobs:idle', 0));
   PERFORM set_config('notify_sql.idle_@schema@', 'on', false);
-  -- Transaction ids are handed out in order, so this transaction's id, taken now, is
-  -- newer than every enqueuer's that checked before, and a snapshot whose oldest
-  -- running id is this one's has none of them running.
-  v_own := pg_current_xact_id();
   FOR i IN 1..40 LOOP
-    EXIT WHEN pg_snapshot_xmin(pg_current_snapshot()) >= v_own;
+    IF pg_try_advisory_lock(hashtextextended('@schema@.queue_jobs:gate', 0)) THEN
+      PERFORM pg_advisory_unlock(hashtextextended('@schema@.queue_jobs:gate', 0));
+      EXIT;
+    END IF;
     PERFORM pg_sleep(0.0005);
   END LOOP;
   RETURN true;

@@ -100,11 +100,11 @@ BEGIN
   END IF;
 
   -- Wake-up, inline (this is the hottest write path): as queue_wake_workers, a NOTIFY
-  -- only when a worker is idle, checked after the INSERT (which gave this transaction
-  -- its id: queue_worker_idle relies on it).
+  -- only when a worker is idle; the shared "gate" lock is held to commit.
   IF p_scheduled_for <= now() THEN
     v_mode := coalesce(current_setting('notify_sql.enqueue_notify', true), '');
     IF v_mode <> 'off' THEN
+      v_void := pg_advisory_xact_lock_shared(hashtextextended('@schema@.queue_jobs:gate', 0));
       v_idle := v_mode = 'always' OR CASE WHEN pg_try_advisory_lock(hashtextextended('@schema@.queue_jobs:idle', 0))
                                           THEN NOT pg_advisory_unlock(hashtextextended('@schema@.queue_jobs:idle', 0))
                                           ELSE true END;
