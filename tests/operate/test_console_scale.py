@@ -102,3 +102,32 @@ def test_the_trace_finds_jobs_through_the_correlation_index(db: Conn) -> None:
     )
     assert scans >= 1
     assert [r["kind"] for r in monitor.trace(db, "notify", "c-17")] == ["job"]
+
+
+def test_a_job_traced_under_its_own_id_is_read_by_its_key_not_indexed(db: Conn) -> None:
+    """add_queue_job writes the job's own id as its correlationId when the caller gives
+    none; the correlation index leaves such jobs out (0013) and the trace reads them by
+    primary key, also among thousands of others."""
+    for _ in range(5):
+        db.execute(
+            "SELECT notify.add_queue_jobs(jsonb_agg(jsonb_build_object('job_type', 't'))) "
+            "FROM generate_series(1, 1000)"
+        )
+    db.execute("ANALYZE notify.queue_jobs")
+    [(own,)] = db.execute("SELECT notify.add_queue_job(NULL, 't', '{}')").fetchall()
+    [(entries,)] = db.execute(
+        "SELECT count(*) FROM notify.queue_jobs WHERE (metadata ->> 'correlationId') <> id::text"
+    ).fetchall()
+    assert entries == 0  # what the index would hold
+    scans = _after(
+        db,
+        INDEX_SQL,
+        "notify.queue_jobs_pkey",
+        lambda: monitor.trace(db, "notify", str(own)),
+        changed=True,
+    )
+    assert scans >= 1
+    assert [(r["kind"], r["id"]) for r in monitor.trace(db, "notify", str(own))] == [
+        ("job", str(own))
+    ]
+    assert monitor.trace(db, "notify", str(own).upper()) == []  # the text as written

@@ -3,9 +3,12 @@
 -- trace log entries.
 --
 -- Read-only. Events, deliveries, callbacks and logs are found through their
--- correlation_id indexes; queue jobs through metadata->>'correlationId', the key every
--- enqueued job carries (add_queue_jobs adds it, emit_notification_event writes it with
--- the correlation id), read through queue_jobs_correlation_id_idx (0011).
+-- correlation_id indexes; queue jobs by metadata->>'correlationId', the key every
+-- enqueued job carries: emit_notification_event writes the event's correlation id
+-- there, a caller may give one, and add_queue_job(s) otherwise write the job's own id.
+-- Jobs of the first two kinds are read through queue_jobs_correlation_id_idx, which
+-- leaves out the third (0013: an entry per job cost every enqueue); a job traced
+-- under its own id is read by its primary key.
 CREATE FUNCTION @schema@.get_notification_trace(p_correlation_id text)
 RETURNS TABLE (at timestamptz, kind text, id text, detail jsonb)
 LANGUAGE plpgsql
@@ -13,6 +16,10 @@ STABLE
 SECURITY INVOKER
 SET search_path = @schema@, pg_temp
 AS $$
+DECLARE
+  -- The id of a job traced under its own id (uuid text, as add_queue_job writes it).
+  v_own_id constant uuid := CASE WHEN p_correlation_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                                 THEN p_correlation_id::uuid END;
 BEGIN
   PERFORM check_condition('p_correlation_id', btrim(p_correlation_id) <> '',
                           'must not be NULL or empty');
@@ -34,7 +41,9 @@ BEGIN
            jsonb_build_object('job_type', j.job_type, 'status', j.status,
                               'delivery_id', j.metadata ->> 'delivery_id',
                               'attempts', j.attempts, 'error_message', j.error_message)
-    FROM queue_jobs j WHERE j.metadata ->> 'correlationId' = p_correlation_id
+    FROM queue_jobs j
+    WHERE j.metadata ->> 'correlationId' = p_correlation_id
+      AND ((j.metadata ->> 'correlationId') <> j.id::text OR j.id = v_own_id)
     UNION ALL
     SELECT c.received_at, 'callback', c.id::text,
            jsonb_build_object('provider', c.provider, 'event', c.event,
