@@ -32,7 +32,8 @@ median ratio is reported.
    bulk reference is a bare INSERT ... SELECT FROM jsonb_to_recordset (BARE_BULK).
    Our rows run with and without a limit key (and unkeyed with an input as long as the
    keyed one), and with an idle worker present (so the NOTIFY is sent). Each table is
-   measured twice: jobs/s with 4 pgbench clients, and jobs per CPU second of the one
+   measured three ways: jobs/s with 4 pgbench clients; jobs/s of one pgbench client
+   (the issue's own measure: one connection); and jobs per CPU second of the one
    backend of a single connection (/proc/<pid>/schedstat), which the load of a shared
    machine moves much less.
 Jobs/s of the drains are counted from the rows completed during a timed pgbench run
@@ -213,12 +214,12 @@ class Bench:
         self.server, self.scale, self.workdir = server, scale, workdir
         self.pgbench_path = str(find_bindir() / "pgbench")
 
-    def run_pgbench(self, database: str, script: str, *limit: str) -> str:
+    def run_pgbench(self, database: str, script: str, *limit: str, clients: int = CLIENTS) -> str:
         path = self.workdir / "script.sql"
         path.write_text(script)
         command = [
-            self.pgbench_path, "-n", "-M", "prepared", "-f", str(path), "-c", str(CLIENTS),
-            "-j", str(CLIENTS), *limit,
+            self.pgbench_path, "-n", "-M", "prepared", "-f", str(path), "-c", str(clients),
+            "-j", str(clients), *limit,
             "-h", self.server.host, "-p", str(self.server.port), "-U", SUPERUSER, database,
         ]  # fmt: skip
         result = subprocess.run(command, check=False, capture_output=True, text=True)
@@ -241,8 +242,10 @@ class Bench:
             )
         return (after - before) / elapsed
 
-    def enqueue_rate(self, database: str, script: str, calls: int, per_call: int) -> float:
-        output = self.run_pgbench(database, script, "-t", str(calls))
+    def enqueue_rate(
+        self, database: str, script: str, calls: int, per_call: int, clients: int = CLIENTS
+    ) -> float:
+        output = self.run_pgbench(database, script, "-t", str(calls), clients=clients)
         match = re.search(r"^tps = ([0-9.]+)", output, re.MULTILINE)
         assert match, output
         return float(match.group(1)) * per_call
@@ -435,25 +438,27 @@ def compare_enqueue(bench: Bench, out: Callable[[str], None]) -> None:
     scale = bench.scale
     graphile = install_graphile(bench.server, "flow_now", bench.workdir, out)
 
-    def runner(calls: int, per_call: int, cpu: bool) -> Callable[[str], Callable[[], float]]:
+    def runner(calls: int, per_call: int, mode: str) -> Callable[[str], Callable[[], float]]:
         def make(script: str) -> Callable[[], float]:
             def run() -> float:
                 fill(dsn, 0)
                 if graphile:
                     with psycopg.connect(dsn, autocommit=True) as conn:
                         conn.execute("TRUNCATE graphile_worker._private_jobs")
-                if cpu:
+                if mode == "cpu":
                     return backend_cpu_rate(dsn, script, calls, per_call)
+                if mode == "one":  # the same number of jobs as the 4 clients send
+                    return bench.enqueue_rate("flow_now", script, calls * CLIENTS, per_call, 1)
                 return bench.enqueue_rate("flow_now", script, calls, per_call)
 
             return run
 
         return make
 
-    def notifying(cpu: bool) -> Callable[[], float]:
+    def notifying(mode: str) -> Callable[[], float]:
         def run() -> float:
             with idle_worker(dsn):
-                return runner(scale.single_calls, 1, cpu)(ENQUEUE["add_queue_job"])()
+                return runner(scale.single_calls, 1, mode)(ENQUEUE["add_queue_job"])()
 
         return run
 
@@ -466,28 +471,33 @@ def compare_enqueue(bench: Bench, out: Callable[[str], None]) -> None:
         ("single calls", [SEED, BARE], ENQUEUE, scale.single_calls, 1),
         (f"{BULK:,} jobs per call", bulk_bases, bulk_scripts, scale.bulk_calls, BULK),
     )
-    for (title, base_names, scripts, calls, per_call), cpu in itertools.product(
-        tables, (False, True)
+    for (title, base_names, scripts, calls, per_call), mode in itertools.product(
+        tables, ("clients", "one", "cpu")
     ):
-        make = runner(calls, per_call, cpu)
+        make = runner(calls, per_call, mode)
         baselines = {name: make(scripts[name]) for name in base_names}
         rows = {name: make(script) for name, script in scripts.items() if name not in base_names}
         if per_call == 1:
-            rows["add_queue_job, a worker idle (NOTIFY sent)"] = notifying(cpu)
+            rows["add_queue_job, a worker idle (NOTIFY sent)"] = notifying(mode)
         rates, ratios = bracketed(scale.rounds, baselines, rows)
         out("")
-        if cpu:
+        if mode == "cpu":
             out(f"### Enqueue, {title}, jobs per backend CPU second, {scale.rounds} rounds")
             out("")
             out("One connection, one transaction per call; the backend's own CPU time")
             out("(/proc/<pid>/schedstat), so what the server does per job, less moved by the load.")
+        elif mode == "one":
+            out(f"### Enqueue, {title}, jobs/s, one connection, {scale.rounds} rounds")
+            out("")
+            out(f"pgbench with one client sending {calls * CLIENTS * per_call:,} jobs, one")
+            out("transaction per call: what one application connection gets.")
         else:
             out(f"### Enqueue, {title}, jobs/s, {CLIENTS} clients, {scale.rounds} rounds")
         out("")
         out("Ratio: median over the rounds (lowest-highest), each run over the mean of the")
         out("baseline runs just before and after it.")
         out("")
-        unit = "jobs/CPU s" if cpu else "jobs/s"
+        unit = "jobs/CPU s" if mode == "cpu" else "jobs/s"
         out(f"| path | {unit} | " + " | ".join(f"vs {name}" for name in base_names) + " |")
         out("| --- | ---: | " + " | ".join("---:" for _ in base_names) + " |")
         median = {name: statistics.median(values) for name, values in rates.items()}
