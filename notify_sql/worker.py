@@ -9,7 +9,11 @@ heartbeats every held job so ``reset_stalled_jobs`` leaves it alone.
 Waking: with ``listen=True`` the worker LISTENs on the queue's channel and wakes as soon
 as a job is enqueued; it also polls every ``poll_interval`` seconds, so it keeps making
 progress where LISTEN is unavailable (behind a transaction-mode pooler use
-``listen=False``) or a notification is lost.
+``listen=False``) or a notification is lost. Jobs held back by their limit key's rate or
+pause announce nothing when they become claimable, so before it waits the worker asks
+``next_limited_start()`` and claims again at that moment if it comes before the next
+poll (with or without LISTEN). A key held back by its concurrency cap has no such
+moment: the job that frees a slot sends a NOTIFY when it leaves ``processing``.
 
 Stopping: SIGTERM or SIGINT (or :meth:`Worker.stop`) lets the job in hand finish,
 reports what was done, hands the claimed but unstarted jobs back
@@ -91,6 +95,14 @@ log = logging.getLogger(__name__)
 # these pauses (seconds): the tokens stay valid until the stall timeout, minutes away.
 FINISH_RETRY_PAUSES = (0.0, 0.5, 2.0, 5.0)
 CLAIMED_FIELDS = tuple(field.name for field in fields(ClaimedJob))
+# Waking for a job held back by its key's rate or pause (seconds). The moment named is
+# rounded to microseconds: a claim exactly at it could find its key's bucket a hair
+# short of a token and start nothing, and once the moment has passed the key is no
+# longer named, so its job would wait for the poll. A millisecond's margin rules that
+# out. (Waking early is harmless: the claim finds nothing and the same moment is named
+# again.)
+WAKE_MARGIN = 0.001
+MIN_PAUSE = 0.01
 
 
 _decode_json = json.JSONDecoder().raw_decode
@@ -152,6 +164,12 @@ class _Statements:
         self.heartbeat = call("SELECT {schema}.heartbeat_queue_job(%s, %s)")
         self.reset_stalled = call("SELECT {schema}.reset_stalled_jobs(%s)")
         self.upkeep = call("SELECT * FROM {schema}.run_queue_upkeep(%s, %s)")
+        # Idle path only: seconds until a job held back by its key's rate or pause may
+        # start (NULL: none), as a difference of two readings of the server's clock, so
+        # the client's clock (skewed, or stepped) never enters into it.
+        self.next_start = call(
+            "SELECT extract(epoch FROM {schema}.next_limited_start() - clock_timestamp())::float8"
+        )
         # Flow control at a glance for the upkeep log line: limit keys, those with a
         # backlog their limit holds back now (pause, empty bucket or full cap), paused.
         self.limits = call(
@@ -434,9 +452,10 @@ class Worker:
         raise AssertionError("unreachable")
 
     def _wait(self, listener: Conn | None) -> None:
-        """Sleeps until a due job of ours is announced, the poll interval passes, or a
-        stop is requested (checked at least twice a second)."""
-        deadline = time.monotonic() + self.poll_interval
+        """Sleeps until a due job of ours is announced, the poll interval passes, a job
+        held back by its key's rate or pause may start, or a stop is requested (checked
+        at least twice a second)."""
+        deadline = time.monotonic() + self._pause()
         while not self._stopping.is_set() and (remaining := deadline - time.monotonic()) > 0:
             if listener is None:
                 self._stopping.wait(min(remaining, 0.5))
@@ -444,6 +463,23 @@ class Worker:
             for notify in listener.notifies(timeout=min(remaining, 0.5)):
                 if notify.payload in self.job_types:
                     return
+
+    def _pause(self) -> float:
+        """How long to wait before the next claim: the poll interval, or less when
+        ``next_limited_start()`` names an earlier moment. That moment is later than the
+        server's now() when it answers, so the key it names drops out of the answer
+        once it has passed: a key never wakes the worker twice for the same token. A
+        moment already reached by the time of the answer (microseconds away) still gets
+        MIN_PAUSE: another worker may take that job first and the next answer may again
+        be "now", and a floor keeps such a race from turning into a claim loop."""
+        assert self._cur is not None
+        row = self._cur.execute(self._sql.next_start).fetchone()
+        if row is None or row[0] is None:
+            return self.poll_interval
+        delay = float(row[0])
+        if delay <= 0:
+            return min(self.poll_interval, MIN_PAUSE)
+        return min(self.poll_interval, delay + WAKE_MARGIN)
 
     # -- resources ----------------------------------------------------------------------
 
