@@ -273,6 +273,7 @@ class Worker:
         self._cur: psycopg.Cursor[Any] | None = None
         self._claim_cur: psycopg.Cursor[Any] | None = None
         self._pick: Callable[[Any], tuple[Any, ...]] | None = None
+        self._named_wake = False  # the last wait was cut short by next_limited_start()
 
     def stop(self) -> None:
         """Asks the loop to finish the job in hand and return (thread- and signal-safe)."""
@@ -301,7 +302,7 @@ class Worker:
                     if jobs:
                         self._work(jobs, pool)
                     if len(jobs) < self.batch_size:
-                        self._wait(listener)
+                        self._wait(listener, found_nothing=not jobs)
         finally:
             log.info("worker stopped %s", self.stats.line())
         return self.stats
@@ -451,11 +452,11 @@ class Worker:
                 self._cur = None
         raise AssertionError("unreachable")
 
-    def _wait(self, listener: Conn | None) -> None:
+    def _wait(self, listener: Conn | None, *, found_nothing: bool) -> None:
         """Sleeps until a due job of ours is announced, the poll interval passes, a job
         held back by its key's rate or pause may start, or a stop is requested (checked
         at least twice a second)."""
-        deadline = time.monotonic() + self._pause()
+        deadline = time.monotonic() + self._pause(found_nothing)
         while not self._stopping.is_set() and (remaining := deadline - time.monotonic()) > 0:
             if listener is None:
                 self._stopping.wait(min(remaining, 0.5))
@@ -464,22 +465,34 @@ class Worker:
                 if notify.payload in self.job_types:
                     return
 
-    def _pause(self) -> float:
+    def _pause(self, found_nothing: bool) -> float:
         """How long to wait before the next claim: the poll interval, or less when
         ``next_limited_start()`` names an earlier moment. That moment is later than the
         server's now() when it answers, so the key it names drops out of the answer
-        once it has passed: a key never wakes the worker twice for the same token. A
-        moment already reached by the time of the answer (microseconds away) still gets
-        MIN_PAUSE: another worker may take that job first and the next answer may again
-        be "now", and a floor keeps such a race from turning into a claim loop."""
+        once it has passed: a key never wakes the worker twice for the same token.
+
+        At least MIN_PAUSE, though, in two cases, so that waking never turns into a
+        claim loop. A moment already reached by the time of the answer (microseconds
+        away): another worker may take that job first, and the next answer may again be
+        "now". And a wake at a named moment that then found nothing: the moment is not
+        per job type, so it may belong to keys of other types that other workers keep
+        draining at their rate (each token names a new moment); without a floor, a
+        worker of other types would claim at the sum of those rates. The floor delays
+        a wake of its own by at most MIN_PAUSE, and only after a wasted one."""
         assert self._cur is not None
         row = self._cur.execute(self._sql.next_start).fetchone()
+        woke_for_nothing = found_nothing and self._named_wake
+        self._named_wake = False
         if row is None or row[0] is None:
             return self.poll_interval
         delay = float(row[0])
-        if delay <= 0:
-            return min(self.poll_interval, MIN_PAUSE)
-        return min(self.poll_interval, delay + WAKE_MARGIN)
+        pause = delay + WAKE_MARGIN
+        if delay <= 0 or woke_for_nothing:
+            pause = max(pause, MIN_PAUSE)
+        if pause >= self.poll_interval:
+            return self.poll_interval
+        self._named_wake = True
+        return pause
 
     # -- resources ----------------------------------------------------------------------
 

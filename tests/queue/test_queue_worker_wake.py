@@ -19,10 +19,11 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from notify_sql.rpc import wake_channel
-from notify_sql.worker import Worker
+from notify_sql.worker import MIN_PAUSE, Worker
 from tests.helpers.reliability import wait_until
 from tests.queue.test_queue_worker import running
 
@@ -92,3 +93,45 @@ def test_a_worker_never_sleeps_past_the_poll_interval_for_a_later_start(dsn: str
         time.sleep(0.5)  # the worker has claimed nothing and waits
         db.execute("SELECT notify.add_queue_job(NULL, 't', '{}')")
         wait_until(lambda: len(_starts(db)) == 1, BOUND, "the unkeyed job")
+
+
+def test_keys_of_other_job_types_never_make_an_idle_worker_claim_in_a_loop(
+    dsn: str, db: Conn
+) -> None:
+    """next_limited_start() is not per job type. Here 800 keys (of other workers' job
+    types) get a token 2 ms apart, as if other workers were draining them at 500 starts
+    a second: a worker of type 'a' is woken by those moments and finds nothing. After
+    such a wasted wake it waits at least MIN_PAUSE, so it asks at most once per
+    MIN_PAUSE (without that floor, about once per 4 ms). Counted by the server
+    (track_functions): an upper bound that load can only make easier to meet."""
+    db.execute(sql.SQL("ALTER DATABASE {} SET track_functions = 'all'").format(
+        sql.Identifier(db.info.dbname)))  # fmt: skip
+    db.execute(
+        "SELECT notify.set_queue_limit('b:' || k, 1, NULL, 1) FROM generate_series(1, 800) k"
+    )
+    # Bucket empty, refilled (at 1 per second) 0.2 s + k x 2 ms from now.
+    db.execute(
+        "UPDATE notify.queue_limits SET tokens = 0, refilled_at = clock_timestamp() "
+        "- interval '0.8 s' + split_part(limit_key, ':', 2)::integer * interval '2 ms'"
+    )
+    worker = Worker(make_conninfo(dsn, application_name="wake-test"), ["a"], lambda job: None,
+                    poll_interval=POLL)  # fmt: skip
+    started = time.monotonic()
+    with running(worker):
+        time.sleep(1.5)
+    elapsed = time.monotonic() - started
+    # A backend's function counts reach the statistics when it exits.
+    wait_until(lambda: not _backends(db, "wake-test"), BOUND, "the worker's sessions to end")
+    row = db.execute(
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions "
+        "WHERE schemaname = 'notify' AND funcname = 'next_limited_start'"
+    ).fetchone()
+    assert row is not None
+    assert 10 <= row[0] <= 1.2 * elapsed / MIN_PAUSE + 5, (row[0], elapsed)
+
+
+def _backends(db: Conn, application: str) -> int:
+    row = db.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application,)
+    ).fetchone()
+    return int(row[0]) if row else 0
