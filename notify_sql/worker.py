@@ -99,10 +99,10 @@ CLAIMED_FIELDS = tuple(field.name for field in fields(ClaimedJob))
 # rounded to microseconds: a claim exactly at it could find its key's bucket a hair
 # short of a token and start nothing, and once the moment has passed the key is no
 # longer named, so its job would wait for the poll. A millisecond's margin rules that
-# out. (Waking early is harmless: the claim finds nothing and the same moment is named
-# again.)
+# out. (Waking early costs little: the claim finds nothing and the same moment is named
+# again, at worst MIN_PAUSE later.)
 WAKE_MARGIN = 0.001
-MIN_PAUSE = 0.01
+MIN_PAUSE = 0.01  # the shortest wait after a wake that found nothing (see Worker._pause)
 
 
 _decode_json = json.JSONDecoder().raw_decode
