@@ -99,8 +99,7 @@ CLAIMED_FIELDS = tuple(field.name for field in fields(ClaimedJob))
 # rounded to microseconds: a claim exactly at it could find its key's bucket a hair
 # short of a token and start nothing, and once the moment has passed the key is no
 # longer named, so its job would wait for the poll. A millisecond's margin rules that
-# out. (Waking early costs little: the claim finds nothing and the same moment is named
-# again, at worst MIN_PAUSE later.)
+# out. (A wake that comes early anyway costs a claim: see Worker._pause.)
 WAKE_MARGIN = 0.001
 MIN_PAUSE = 0.01  # the shortest wait after a wake that found nothing (see Worker._pause)
 
@@ -456,7 +455,8 @@ class Worker:
         """Sleeps until a due job of ours is announced, the poll interval passes, a job
         held back by its key's rate or pause may start, or a stop is requested (checked
         at least twice a second)."""
-        deadline = time.monotonic() + self._pause(found_nothing)
+        pause = self._pause(found_nothing)  # timed from the answer: never early
+        deadline = time.monotonic() + pause
         while not self._stopping.is_set() and (remaining := deadline - time.monotonic()) > 0:
             if listener is None:
                 self._stopping.wait(min(remaining, 0.5))
@@ -484,7 +484,11 @@ class Worker:
         woke_for_nothing = found_nothing and self._named_wake
         self._named_wake = False
         if row is None or row[0] is None:
-            return self.poll_interval
+            # A wake that came early (a clock running fast, a rounded moment) finds
+            # nothing, and the moment may have passed by the time of this answer, so
+            # the key is no longer named: look once more, MIN_PAUSE later, before
+            # falling back to the poll (once: _named_wake is now False).
+            return min(self.poll_interval, MIN_PAUSE) if woke_for_nothing else self.poll_interval
         delay = float(row[0])
         pause = delay + WAKE_MARGIN
         if delay <= 0 or woke_for_nothing:
