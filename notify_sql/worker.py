@@ -9,7 +9,11 @@ heartbeats every held job so ``reset_stalled_jobs`` leaves it alone.
 Waking: with ``listen=True`` the worker LISTENs on the queue's channel and wakes as soon
 as a job is enqueued; it also polls every ``poll_interval`` seconds, so it keeps making
 progress where LISTEN is unavailable (behind a transaction-mode pooler use
-``listen=False``) or a notification is lost.
+``listen=False``) or a notification is lost. Jobs held back by their limit key's rate or
+pause announce nothing when they become claimable, so before it waits the worker asks
+``next_limited_start()`` and claims again at that moment if it comes before the next
+poll (with or without LISTEN). A key held back by its concurrency cap has no such
+moment: the job that frees a slot sends a NOTIFY when it leaves ``processing``.
 
 Stopping: SIGTERM or SIGINT (or :meth:`Worker.stop`) lets the job in hand finish,
 reports what was done, hands the claimed but unstarted jobs back
@@ -91,6 +95,13 @@ log = logging.getLogger(__name__)
 # these pauses (seconds): the tokens stay valid until the stall timeout, minutes away.
 FINISH_RETRY_PAUSES = (0.0, 0.5, 2.0, 5.0)
 CLAIMED_FIELDS = tuple(field.name for field in fields(ClaimedJob))
+# Waking for a job held back by its key's rate or pause (seconds). The moment named is
+# rounded to microseconds: a claim exactly at it could find its key's bucket a hair
+# short of a token and start nothing, and once the moment has passed the key is no
+# longer named, so its job would wait for the poll. A millisecond's margin rules that
+# out. (A wake that comes early anyway costs a claim: see Worker._pause.)
+WAKE_MARGIN = 0.001
+MIN_PAUSE = 0.01  # the shortest wait after a wake that found nothing (see Worker._pause)
 
 
 _decode_json = json.JSONDecoder().raw_decode
@@ -152,6 +163,12 @@ class _Statements:
         self.heartbeat = call("SELECT {schema}.heartbeat_queue_job(%s, %s)")
         self.reset_stalled = call("SELECT {schema}.reset_stalled_jobs(%s)")
         self.upkeep = call("SELECT * FROM {schema}.run_queue_upkeep(%s, %s)")
+        # Idle path only: seconds until a job held back by its key's rate or pause may
+        # start (NULL: none), as a difference of two readings of the server's clock, so
+        # the client's clock (skewed, or stepped) never enters into it.
+        self.next_start = call(
+            "SELECT extract(epoch FROM {schema}.next_limited_start() - clock_timestamp())::float8"
+        )
         # Flow control at a glance for the upkeep log line: limit keys, those with a
         # backlog their limit holds back now (pause, empty bucket or full cap), paused.
         self.limits = call(
@@ -255,6 +272,7 @@ class Worker:
         self._cur: psycopg.Cursor[Any] | None = None
         self._claim_cur: psycopg.Cursor[Any] | None = None
         self._pick: Callable[[Any], tuple[Any, ...]] | None = None
+        self._named_wake = False  # the last wait was cut short by next_limited_start()
 
     def stop(self) -> None:
         """Asks the loop to finish the job in hand and return (thread- and signal-safe)."""
@@ -283,7 +301,7 @@ class Worker:
                     if jobs:
                         self._work(jobs, pool)
                     if len(jobs) < self.batch_size:
-                        self._wait(listener)
+                        self._wait(listener, found_nothing=not jobs)
         finally:
             log.info("worker stopped %s", self.stats.line())
         return self.stats
@@ -433,10 +451,12 @@ class Worker:
                 self._cur = None
         raise AssertionError("unreachable")
 
-    def _wait(self, listener: Conn | None) -> None:
-        """Sleeps until a due job of ours is announced, the poll interval passes, or a
-        stop is requested (checked at least twice a second)."""
-        deadline = time.monotonic() + self.poll_interval
+    def _wait(self, listener: Conn | None, *, found_nothing: bool) -> None:
+        """Sleeps until a due job of ours is announced, the poll interval passes, a job
+        held back by its key's rate or pause may start, or a stop is requested (checked
+        at least twice a second)."""
+        pause = self._pause(found_nothing)  # timed from the answer: never early
+        deadline = time.monotonic() + pause
         while not self._stopping.is_set() and (remaining := deadline - time.monotonic()) > 0:
             if listener is None:
                 self._stopping.wait(min(remaining, 0.5))
@@ -444,6 +464,39 @@ class Worker:
             for notify in listener.notifies(timeout=min(remaining, 0.5)):
                 if notify.payload in self.job_types:
                     return
+
+    def _pause(self, found_nothing: bool) -> float:
+        """How long to wait before the next claim: the poll interval, or less when
+        ``next_limited_start()`` names an earlier moment. That moment is later than the
+        server's now() when it answers, so the key it names drops out of the answer
+        once it has passed: a key never wakes the worker twice for the same token.
+
+        At least MIN_PAUSE, though, in two cases, so that waking never turns into a
+        claim loop. A moment already reached by the time of the answer (microseconds
+        away): another worker may take that job first, and the next answer may again be
+        "now". And a wake at a named moment that then found nothing: the moment is not
+        per job type, so it may belong to keys of other types that other workers keep
+        draining at their rate (each token names a new moment); without a floor, a
+        worker of other types would claim at the sum of those rates. The floor delays
+        a wake of its own by at most MIN_PAUSE, and only after a wasted one."""
+        assert self._cur is not None
+        row = self._cur.execute(self._sql.next_start).fetchone()
+        woke_for_nothing = found_nothing and self._named_wake
+        self._named_wake = False
+        if row is None or row[0] is None:
+            # A wake that came early (a clock running fast, a rounded moment) finds
+            # nothing, and the moment may have passed by the time of this answer, so
+            # the key is no longer named: look once more, MIN_PAUSE later, before
+            # falling back to the poll (once: _named_wake is now False).
+            return min(self.poll_interval, MIN_PAUSE) if woke_for_nothing else self.poll_interval
+        delay = float(row[0])
+        pause = delay + WAKE_MARGIN
+        if delay <= 0 or woke_for_nothing:
+            pause = max(pause, MIN_PAUSE)
+        if pause >= self.poll_interval:
+            return self.poll_interval
+        self._named_wake = True
+        return pause
 
     # -- resources ----------------------------------------------------------------------
 

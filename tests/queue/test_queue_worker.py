@@ -121,11 +121,12 @@ def test_a_failed_last_attempt_is_not_counted_as_retried(dsn: str, db: Conn) -> 
 
 
 def worker_is_idle(db: Conn) -> bool:
-    """The worker's connection has claimed (found nothing) and sits idle."""
+    """The worker's connection has claimed (found nothing) and sits idle: its last
+    statement is the one a worker sends after a short claim, just before it waits."""
     row = db.execute(
         "SELECT count(*) > 0 FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
         "AND state = 'idle' AND query LIKE %s",
-        ("%claim_pending_jobs%",),
+        ("%next_limited_start%",),
     ).fetchone()
     return bool(row and row[0])
 
