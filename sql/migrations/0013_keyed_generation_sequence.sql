@@ -39,13 +39,15 @@
 -- Locks and time: instant on any install (a 16-row table dropped, two trigger
 -- functions replaced), but for the index of 2 (above).
 
--- The old sum, kept for this transaction while the name changes hands.
-SELECT set_config('notify_sql.keyed_generation_start', (SELECT sum(n) + 1 FROM queue_keyed_generation)::text, true);
+-- The old sum, kept in the session while the name changes hands (session, not
+-- transaction: a tool may run this file one statement per transaction).
+SELECT set_config('notify_sql.keyed_generation_start', (SELECT sum(n) + 1 FROM queue_keyed_generation)::text, false);
 -- Internal since 0012 (docs/app-boundaries.md: apps neither read nor write it).
 -- squawk-ignore ban-drop-table
 DROP TABLE queue_keyed_generation;
 CREATE SEQUENCE queue_keyed_generation AS bigint NO CYCLE;
 SELECT setval('queue_keyed_generation', current_setting('notify_sql.keyed_generation_start')::bigint, true);
+RESET notify_sql.keyed_generation_start;
 
 COMMENT ON SEQUENCE queue_keyed_generation IS
   'Generation of the keyed jobs'' startability: moved (under its advisory gate) by every change that can let a keyed job start sooner; claim_pending_jobs trusts a keyed hint only while it is unchanged. Internal.';
