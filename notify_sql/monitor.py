@@ -67,21 +67,9 @@ def funnel(conn: psycopg.Connection[Any], schema: str, interval: str) -> list[Re
 
 
 def funnel_in_slices(conn: psycopg.Connection[Any], schema: str, interval: str) -> list[Record]:
-    """The funnel per channel since the start of the 15-minute slice holding
-    ``now() - interval`` (the window rounded up to whole slices, up to 15 minutes
-    longer): read from the funnel sums alone, no edge rows, so the console overview
-    costs the same at any table size. Same columns and order as
-    ``get_notification_channel_performance``."""
-    query = sql.SQL(
-        "SELECT f.channel, f.total_sent, f.sent, f.delivered, f.opened, f.clicked, f.failed, "
-        "f.success_rate, f.delivery_rate, f.open_rate, f.click_rate, f.avg_delivery_time_ms "
-        "FROM {schema}.analytics_delivery_funnel("
-        "{schema}.delivery_funnel_slice(now() - %s::interval)) f "
-        "ORDER BY f.total_sent DESC, f.channel"
-    ).format(schema=sql.Identifier(schema))
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, (interval,))
-        return [{key: plain(value) for key, value in row.items()} for row in cur.fetchall()]
+    """The funnel per channel over ``interval`` rounded up to whole 15-minute slices,
+    flat in the table's size (get_channel_funnel_in_slices)."""
+    return _call(conn, schema, "get_channel_funnel_in_slices", interval)
 
 
 def delivery_status_counts(

@@ -234,6 +234,7 @@ VALID: dict[str, Callable[[Conn], dict[str, Any]]] = {
     "compact_delivery_funnel_rollup": _plain(),
     "rebuild_delivery_funnel_rollup": _plain(),
     "rebuild_delivery_status_rollup": _plain(),
+    "get_channel_funnel_in_slices": _plain(),
     "get_delivery_status_counts": _failed,
     "get_notification_channel_performance": _plain(),
     "get_notification_delivery_timeline": _plain(),

@@ -56,6 +56,7 @@ CALLS: dict[str, Callable[[Conn], dict[str, Any]]] = {
     "record_sms_link_click": lambda _: {},
     "get_notification_channel_performance": lambda _: {},
     "get_delivery_status_counts": lambda _: {},
+    "get_channel_funnel_in_slices": lambda _: {},
     "get_notification_event_performance": lambda _: {},
     "get_notification_overview": lambda _: {},
     "get_recent_failed_deliveries": lambda _: {},

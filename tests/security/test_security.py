@@ -122,6 +122,7 @@ PRIVILEGES: dict[str, frozenset[str]] = (
             "check_window",
             "delivery_funnel_of",
             "delivery_funnel_slice",
+            "get_channel_funnel_in_slices",
             "get_delivery_status_counts",
             "get_notification_channel_performance",
             "get_notification_trace",
