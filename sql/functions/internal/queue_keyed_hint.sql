@@ -42,9 +42,9 @@ BEGIN
     RETURN;
   END IF;
   -- No bump still uncommitted (0013): the generation's gate taken exclusively for an
-  -- instant, never waited for. Bumps hold it in shared mode from before their nextval to their commit,
-  -- so any bump the stamp's generation includes has ended, and the check below (a new
-  -- snapshot) sees its change. When one is in flight, no hint this time.
+  -- instant, never waited for. Bumps hold it in shared mode from before their nextval
+  -- to their commit, so any bump the stamp's generation includes has ended, and the
+  -- check below (a new snapshot) sees its change. When one is in flight, no hint.
   IF NOT pg_try_advisory_lock(hashtextextended('@schema@.queue_keyed_generation', 0)) THEN
     RETURN;
   END IF;
